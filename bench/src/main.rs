@@ -1,0 +1,2 @@
+//! make bench (being written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! The ventanilla binary (being wired up).
+fn main() {}

@@ -1,0 +1,412 @@
+//! [`PgEventLog`]: the event log on PostgreSQL.
+//!
+//! Every operation is one statement calling a function of
+//! `migrations/0001_roles_and_event_log.sql`, so an append costs one round
+//! trip and group-commits like a plain insert.
+//!
+//! Wake-ups: an append wakes readers in this process at once. Other
+//! processes learn of it through `NOTIFY`, sent by a separate notifier task
+//! that coalesces bursts — never inside the append's transaction, because
+//! PostgreSQL serialises the commits of notifying transactions, which would
+//! undo group commit. Readers also poll slowly, so a lost notification only
+//! delays them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgListener;
+use sqlx::{FromRow, PgPool};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+use uuid::Uuid;
+use ventanilla_eventlog::{
+    AppendError, Appended, EventLog, ExpectedVersion, Limits, Metadata, NewEvent, PartitionFilter,
+    Position, ReadError, RecordedEvent,
+};
+use ventanilla_kernel::{EventId, StreamId, TenantId};
+
+/// The channel other processes listen on.
+pub const NOTIFY_CHANNEL: &str = "ventanilla_eventlog";
+
+/// How many times an append with [`ExpectedVersion::Any`] retries when
+/// another writer takes the same version at the same moment.
+const ANY_RETRIES: u32 = 5;
+
+/// The PostgreSQL event log.
+#[derive(Clone)]
+pub struct PgEventLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    limits: Limits,
+    wake: watch::Sender<u64>,
+    tell_peers: Notify,
+}
+
+impl PgEventLog {
+    /// A log on `pool` (the application role's pool).
+    pub fn new(pool: PgPool, limits: Limits) -> Self {
+        let (wake, _) = watch::channel(0);
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                limits,
+                wake,
+                tell_peers: Notify::new(),
+            }),
+        }
+    }
+
+    /// The pool this log uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    fn wake_local(&self) {
+        self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Runs the cross-process wake-ups until `shutdown`: LISTEN for other
+    /// processes' appends, and NOTIFY them of ours.
+    pub fn spawn_notifications(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let log = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = log.listen() => {}
+                () = log.notify_peers() => {}
+            }
+        })
+    }
+
+    async fn listen(&self) {
+        loop {
+            match PgListener::connect_with(&self.inner.pool).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(NOTIFY_CHANNEL).await {
+                        warn!(error = %e, "cannot LISTEN for new events; polling only");
+                    } else {
+                        // A notification may have been missed while connecting.
+                        self.wake_local();
+                        loop {
+                            match listener.recv().await {
+                                Ok(_) => self.wake_local(),
+                                Err(e) => {
+                                    warn!(error = %e, "event notifications interrupted");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot connect to LISTEN for new events"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn notify_peers(&self) {
+        loop {
+            self.inner.tell_peers.notified().await;
+            // Let a burst of appends share one notification.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+                .bind(NOTIFY_CHANNEL)
+                .execute(&self.inner.pool)
+                .await
+            {
+                debug!(error = %e, "cannot notify other processes; they will poll");
+            }
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct AppendRow {
+    event_id: Uuid,
+    stream_version: i64,
+    transaction_id: i64,
+    global_position: i64,
+    already_stored: bool,
+}
+
+#[derive(FromRow)]
+struct EventRow {
+    tenant_id: Uuid,
+    stream_id: String,
+    stream_version: i64,
+    event_id: Uuid,
+    event_type: String,
+    schema_version: i16,
+    data: Value,
+    metadata: Value,
+    transaction_id: i64,
+    global_position: i64,
+    recorded_at: DateTime<Utc>,
+}
+
+fn position(commit: i64, sequence: i64) -> Position {
+    Position {
+        commit: u64::try_from(commit).unwrap_or_default(),
+        sequence: u64::try_from(sequence).unwrap_or_default(),
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl EventRow {
+    fn into_recorded(self) -> Result<RecordedEvent, ReadError> {
+        let position = position(self.transaction_id, self.global_position);
+        let corrupt = |reason: String| ReadError::Corrupt { position, reason };
+        let metadata: Metadata =
+            serde_json::from_value(self.metadata).map_err(|e| corrupt(format!("metadata: {e}")))?;
+        let stream = StreamId::parse(self.stream_id).map_err(|e| corrupt(e.to_string()))?;
+        Ok(RecordedEvent {
+            id: EventId::from_uuid(self.event_id),
+            tenant_id: TenantId::from_uuid(self.tenant_id),
+            stream,
+            version: u64::try_from(self.stream_version).map_err(|e| corrupt(e.to_string()))?,
+            position,
+            event_type: self.event_type,
+            schema_version: u16::try_from(self.schema_version)
+                .map_err(|e| corrupt(e.to_string()))?,
+            data: self.data,
+            metadata,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+fn backend(e: sqlx::Error) -> anyhow::Error {
+    anyhow::Error::new(e)
+}
+
+impl PgEventLog {
+    async fn append_once(
+        &self,
+        tenant: TenantId,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Appended, AppendError> {
+        let expected_code: i64 = match expected {
+            ExpectedVersion::Any => -2,
+            ExpectedVersion::NoStream => -1,
+            ExpectedVersion::Exact(v) => to_i64(v),
+        };
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id.into_uuid()).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        let schemas: Vec<i16> = events
+            .iter()
+            .map(|e| i16::try_from(e.schema_version).unwrap_or(i16::MAX))
+            .collect();
+        let data: Vec<&Value> = events.iter().map(|e| &e.data).collect();
+        let metadata = events
+            .iter()
+            .map(|e| serde_json::to_value(&e.metadata))
+            .collect::<Result<Vec<Value>, _>>()
+            .map_err(|e| AppendError::Backend(e.into()))?;
+
+        let result = sqlx::query_as::<_, AppendRow>(
+            "SELECT event_id, stream_version, transaction_id, global_position, already_stored \
+             FROM eventlog_append($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(tenant.into_uuid())
+        .bind(stream.as_str())
+        .bind(i64::from(stream.partition_hash()))
+        .bind(expected_code)
+        .bind(&ids)
+        .bind(&types)
+        .bind(&schemas)
+        .bind(&data)
+        .bind(&metadata)
+        .fetch_all(&self.inner.pool)
+        .await;
+
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(db)) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                return Err(match code.as_str() {
+                    // The caller fills in the actual version.
+                    "VE001" => AppendError::WrongExpectedVersion {
+                        stream: stream.clone(),
+                        expected,
+                        actual: None,
+                    },
+                    "23505" if db.constraint() == Some("events_pkey") => {
+                        AppendError::WrongExpectedVersion {
+                            stream: stream.clone(),
+                            expected,
+                            actual: None,
+                        }
+                    }
+                    "VE002" => AppendError::IdempotencyMismatch {
+                        stream: stream.clone(),
+                    },
+                    _ => AppendError::Backend(backend(sqlx::Error::Database(db))),
+                });
+            }
+            Err(e) => return Err(AppendError::Backend(backend(e))),
+        };
+
+        let already_stored = rows.first().is_some_and(|r| r.already_stored);
+        let by_id: std::collections::HashMap<Uuid, &AppendRow> =
+            rows.iter().map(|r| (r.event_id, r)).collect();
+        let positions = ids
+            .iter()
+            .filter_map(|id| by_id.get(id))
+            .map(|r| position(r.transaction_id, r.global_position))
+            .collect::<Vec<_>>();
+        let version = rows
+            .iter()
+            .map(|r| r.stream_version)
+            .max()
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or_default();
+        if positions.len() != events.len() {
+            return Err(AppendError::Backend(anyhow::anyhow!(
+                "the log returned {} positions for {} events",
+                positions.len(),
+                events.len()
+            )));
+        }
+        Ok(Appended {
+            version,
+            positions,
+            already_stored,
+        })
+    }
+
+    async fn current_version(&self, tenant: TenantId, stream: &StreamId) -> Option<u64> {
+        let mut tx = crate::db::begin_for_tenant(&self.inner.pool, tenant)
+            .await
+            .ok()?;
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT max(stream_version) FROM events WHERE tenant_id = $1 AND stream_id = $2",
+        )
+        .bind(tenant.into_uuid())
+        .bind(stream.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .ok()?;
+        v.and_then(|v| u64::try_from(v).ok())
+    }
+}
+
+#[async_trait]
+impl EventLog for PgEventLog {
+    async fn append(
+        &self,
+        tenant: TenantId,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, AppendError> {
+        self.inner.limits.check(&events)?;
+        let mut tries = 0;
+        let result = loop {
+            tries += 1;
+            match self.append_once(tenant, stream, expected, &events).await {
+                Err(AppendError::WrongExpectedVersion { .. })
+                    if expected == ExpectedVersion::Any && tries < ANY_RETRIES =>
+                {
+                    continue;
+                }
+                other => break other,
+            }
+        };
+        match result {
+            Ok(appended) => {
+                if !appended.already_stored {
+                    self.wake_local();
+                    self.inner.tell_peers.notify_one();
+                }
+                Ok(appended)
+            }
+            Err(AppendError::WrongExpectedVersion {
+                stream, expected, ..
+            }) => Err(AppendError::WrongExpectedVersion {
+                actual: self.current_version(tenant, &stream).await,
+                stream,
+                expected,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        tenant: TenantId,
+        stream: &StreamId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        let rows = sqlx::query_as::<_, EventRow>(
+            "SELECT tenant_id, stream_id, stream_version, event_id, event_type, schema_version, \
+                    data, metadata, transaction_id, global_position, recorded_at \
+             FROM eventlog_read_stream($1, $2, $3, $4)",
+        )
+        .bind(tenant.into_uuid())
+        .bind(stream.as_str())
+        .bind(to_i64(from))
+        .bind(i32::try_from(max).unwrap_or(i32::MAX))
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|e| ReadError::Backend(backend(e)))?;
+        rows.into_iter().map(EventRow::into_recorded).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        max: usize,
+        partitions: Option<&PartitionFilter>,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        let (count, parts): (i64, Option<Vec<i64>>) = match partitions {
+            Some(p) => (
+                i64::from(p.count.max(1)),
+                Some(p.owned.iter().map(|&o| i64::from(o)).collect()),
+            ),
+            None => (1, None),
+        };
+        let rows = sqlx::query_as::<_, EventRow>(
+            "SELECT tenant_id, stream_id, stream_version, event_id, event_type, schema_version, \
+                    data, metadata, transaction_id, global_position, recorded_at \
+             FROM eventlog_read_all($1, $2, $3, $4, $5)",
+        )
+        .bind(to_i64(after.commit))
+        .bind(to_i64(after.sequence))
+        .bind(i32::try_from(max).unwrap_or(i32::MAX))
+        .bind(count)
+        .bind(parts)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|e| ReadError::Backend(backend(e)))?;
+        rows.into_iter().map(EventRow::into_recorded).collect()
+    }
+
+    async fn head(&self) -> Result<Position, ReadError> {
+        let row: Option<(Option<i64>, Option<i64>)> =
+            sqlx::query_as("SELECT transaction_id, global_position FROM eventlog_head()")
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(|e| ReadError::Backend(backend(e)))?;
+        Ok(match row {
+            Some((Some(c), Some(s))) => position(c, s),
+            _ => Position::START,
+        })
+    }
+
+    fn wakeups(&self) -> watch::Receiver<u64> {
+        self.inner.wake.subscribe()
+    }
+}
