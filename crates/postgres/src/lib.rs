@@ -28,5 +28,8 @@ pub use eventlog::PgEventLog;
 pub use projection::{Projection, ProjectionRunner, RebuildProgress, rebuild};
 pub use subscription::{Handler, Subscription, SubscriptionConfig};
 
+/// The SQL toolkit, re-exported so callers use the same version.
+pub use sqlx;
+
 /// The schema migrations, embedded from the repository's `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -1,0 +1,53 @@
+# Ventanilla — the front door. `make` alone lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# The PostgreSQL server to use: DATABASE_URL's, the local one, or a private
+# one under .local/pg (see infra/postgres.sh).
+PG_SERVER = $(shell infra/postgres.sh)
+
+help: ## Lists the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: ## Starts the whole platform on this machine (http://127.0.0.1:8080)
+	@server="$(PG_SERVER)"; [ -n "$$server" ] || exit 1; \
+	url="$${DATABASE_URL:-$${server%/}/ventanilla}"; \
+	$(CARGO) build --quiet -p ventanilla && \
+	echo "Ventanilla: database $${url%%\?*}" && \
+	echo "Ventanilla: open http://$${VENTANILLA__HTTP__BIND:-127.0.0.1:8080}/  (health: /healthz, readiness: /readyz; Ctrl-C stops)" && \
+	VENTANILLA__DATABASE__URL="$$url" exec target/debug/ventanilla serve
+
+migrate: ## Creates the database if missing and applies the migrations
+	@server="$(PG_SERVER)"; [ -n "$$server" ] || exit 1; \
+	url="$${DATABASE_URL:-$${server%/}/ventanilla}"; \
+	VENTANILLA__DATABASE__URL="$$url" $(CARGO) run --quiet -p ventanilla -- migrate
+
+test: ## Runs every test (needs PostgreSQL: started if it is not running)
+	@server="$(PG_SERVER)"; [ -n "$$server" ] || exit 1; \
+	export VENTANILLA_TEST_DATABASE_URL="$${VENTANILLA_TEST_DATABASE_URL:-$${server%/}/postgres}"; \
+	infra/sweep-test-databases.sh "$$VENTANILLA_TEST_DATABASE_URL"; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --all-features --no-fail-fast && $(CARGO) test --workspace --doc --all-features; \
+	else \
+	  $(CARGO) test --workspace --all-features --no-fail-fast; \
+	fi
+
+check: ## fmt, clippy, the crate-graph rules and every test
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(MAKE) check-deps
+	$(MAKE) test
+
+check-deps: ## Proves that domain crates depend on no database, HTTP or GraphQL crate
+	@infra/check-deps.sh
+
+bench: ## Runs the benchmarks (release build) and prints BENCH lines
+	@server="$(PG_SERVER)"; [ -n "$$server" ] || exit 1; \
+	export VENTANILLA_TEST_DATABASE_URL="$${VENTANILLA_TEST_DATABASE_URL:-$${server%/}/postgres}"; \
+	$(CARGO) run --release --quiet -p ventanilla-bench
+
+fmt: ## Formats the code
+	$(CARGO) fmt --all
+
+.PHONY: help run migrate test check check-deps bench fmt

@@ -1,0 +1,216 @@
+//! What the binary builds before any module starts: the database (created
+//! and migrated), the event log, and the registry of projections.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use indicatif::{ProgressBar, ProgressStyle};
+use secrecy::ExposeSecret;
+use ventanilla_eventlog::Limits;
+use ventanilla_postgres::projection::{Projection, ProjectionRunner, RebuildProgress};
+use ventanilla_postgres::stream_index::StreamIndex;
+use ventanilla_postgres::{Database, PgEventLog, PoolSettings, db};
+use ventanilla_runtime::{Module, Running, Settings, StartContext};
+
+/// The database and the event log of this process.
+pub struct Platform {
+    pub database: Database,
+    pub log: Arc<PgEventLog>,
+}
+
+/// Every read model the platform maintains. Services add theirs here as
+/// they arrive.
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(StreamIndex)]
+}
+
+fn pool_settings(settings: &Settings) -> PoolSettings {
+    PoolSettings {
+        max_connections: settings.database.max_connections,
+        connect_timeout: settings.database.connect_timeout(),
+        statement_timeout: Duration::from_millis(settings.database.statement_timeout_ms),
+        idle_in_transaction_timeout: Duration::from_millis(
+            settings.database.idle_in_transaction_timeout_ms,
+        ),
+    }
+}
+
+impl Platform {
+    /// Creates the database if missing, migrates it as the owner, and opens
+    /// the application role's pool.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let app_url = settings.database.app_url()?;
+        let database = Database::prepare(
+            settings.database.url.expose_secret(),
+            app_url.expose_secret(),
+            &pool_settings(settings),
+        )
+        .await?;
+        let limits = Limits {
+            max_event_bytes: settings.eventlog.max_event_bytes,
+            ..Limits::default()
+        };
+        let log = Arc::new(PgEventLog::new(database.app.clone(), limits));
+        Ok(Self { database, log })
+    }
+
+    /// Closes the pools.
+    pub async fn close(self) {
+        self.database.app.close().await;
+    }
+
+    /// The module that runs the platform's projections.
+    pub fn projections_module(&self, settings: &Settings) -> ProjectionsModule {
+        ProjectionsModule {
+            log: Arc::clone(&self.log),
+            pool: self.database.app.clone(),
+            batch_size: settings.eventlog.batch_size as usize,
+            poll_interval: settings.eventlog.poll_interval(),
+        }
+    }
+
+    /// Prints each projection with its checkpoint and how far behind it is.
+    pub async fn list_projections(&self) -> anyhow::Result<()> {
+        use ventanilla_eventlog::EventLog;
+        let head = self.log.head().await?;
+        for p in projections() {
+            let name = ventanilla_postgres::projection::subscription_name(p.as_ref());
+            let checkpoint: Option<(i64,)> = sqlx_checkpoint(&self.database.app, &name).await?;
+            let at = checkpoint.map_or(0, |c| c.0);
+            #[allow(clippy::print_stdout)]
+            {
+                println!(
+                    "{:<20} tables={:<30} at={:<10} head={}",
+                    p.name(),
+                    p.tables().join(","),
+                    at,
+                    head.sequence
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds one projection, with a progress bar on a terminal.
+    pub async fn rebuild(&self, settings: &Settings, name: &str, batch_size: usize) -> anyhow::Result<()> {
+        let all = projections();
+        let Some(projection) = all.iter().find(|p| p.name() == name) else {
+            let known: Vec<&str> = all.iter().map(|p| p.name()).collect();
+            anyhow::bail!("no projection named {name:?}; known: {}", known.join(", "));
+        };
+        let admin = db::connect(
+            settings.database.url.expose_secret(),
+            &PoolSettings {
+                max_connections: 2,
+                ..pool_settings(settings)
+            },
+        )
+        .await?;
+        let bar = Bar::new();
+        let report = ventanilla_postgres::rebuild(&admin, self.log.as_ref(), projection.as_ref(), batch_size, &bar)
+            .await
+            .with_context(|| format!("rebuilding {name}"))?;
+        admin.close().await;
+        #[allow(clippy::print_stdout)]
+        {
+            println!(
+                "rebuilt {name}: {} events in {:.1} s ({:.0} events/s); live from {}",
+                report.replayed,
+                report.elapsed.as_secs_f64(),
+                report.replayed as f64 / report.elapsed.as_secs_f64().max(1e-9),
+                report.checkpoint
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn sqlx_checkpoint(pool: &sqlx_pool::PgPool, name: &str) -> anyhow::Result<Option<(i64,)>> {
+    Ok(sqlx_pool::query_as(
+        "SELECT max(checkpoint_sequence) FROM subscription_partitions WHERE subscription = $1 HAVING count(*) > 0",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?)
+}
+
+use ventanilla_postgres::sqlx as sqlx_pool;
+
+/// An indicatif progress bar; hidden when stderr is not a terminal.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+}
+
+impl RebuildProgress for Bar {
+    fn start(&self, estimated_total: u64) {
+        self.0.set_length(estimated_total);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+        if self.0.position() > self.0.length().unwrap_or(0) {
+            self.0.set_length(self.0.position());
+        }
+    }
+    fn finish(&self, _replayed: u64) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Runs the platform's projections as members of their subscriptions.
+pub struct ProjectionsModule {
+    log: Arc<PgEventLog>,
+    pool: ventanilla_postgres::sqlx::PgPool,
+    batch_size: usize,
+    poll_interval: Duration,
+}
+
+fn member_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+#[async_trait]
+impl Module for ProjectionsModule {
+    fn name(&self) -> &'static str {
+        "projections"
+    }
+
+    async fn start(&self, ctx: &mut StartContext) -> anyhow::Result<Running> {
+        let runner = ProjectionRunner::new(Arc::clone(&self.log), self.pool.clone(), member_id())
+            .with_batching(self.batch_size, self.poll_interval);
+        let shutdown = ctx.shutdown();
+        let tasks = runner.start(&projections(), shutdown.clone()).await?;
+        let pool = self.pool.clone();
+        ctx.add_readiness_check("database", move || {
+            let pool = pool.clone();
+            async move {
+                ventanilla_postgres::sqlx::query("SELECT 1")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("database unreachable: {e}"))
+            }
+        });
+        Ok(Running::new(async move {
+            for t in tasks {
+                t.await??;
+            }
+            Ok(())
+        }))
+    }
+}
