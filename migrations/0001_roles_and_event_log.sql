@@ -210,6 +210,16 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
      LIMIT 1
 $$;
 
+-- The transaction id of the newest committed event, readable or not yet:
+-- a rebuild replays at least up to it.
+CREATE FUNCTION eventlog_last_commit() RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT max(e.transaction_id) FROM public.events e
+$$;
+
+ALTER FUNCTION eventlog_last_commit() OWNER TO ventanilla_log_reader;
+REVOKE ALL ON FUNCTION eventlog_last_commit() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventlog_last_commit() TO ventanilla_app;
 ALTER FUNCTION eventlog_read_all(bigint, bigint, integer, bigint, bigint[]) OWNER TO ventanilla_log_reader;
 ALTER FUNCTION eventlog_head() OWNER TO ventanilla_log_reader;
 REVOKE ALL ON FUNCTION eventlog_read_all(bigint, bigint, integer, bigint, bigint[]) FROM PUBLIC;

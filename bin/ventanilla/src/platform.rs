@@ -94,7 +94,12 @@ impl Platform {
     }
 
     /// Rebuilds one projection, with a progress bar on a terminal.
-    pub async fn rebuild(&self, settings: &Settings, name: &str, batch_size: usize) -> anyhow::Result<()> {
+    pub async fn rebuild(
+        &self,
+        settings: &Settings,
+        name: &str,
+        batch_size: usize,
+    ) -> anyhow::Result<()> {
         let all = projections();
         let Some(projection) = all.iter().find(|p| p.name() == name) else {
             let known: Vec<&str> = all.iter().map(|p| p.name()).collect();
@@ -109,9 +114,15 @@ impl Platform {
         )
         .await?;
         let bar = Bar::new();
-        let report = ventanilla_postgres::rebuild(&admin, self.log.as_ref(), projection.as_ref(), batch_size, &bar)
-            .await
-            .with_context(|| format!("rebuilding {name}"))?;
+        let report = ventanilla_postgres::rebuild(
+            &admin,
+            self.log.as_ref(),
+            projection.as_ref(),
+            batch_size,
+            &bar,
+        )
+        .await
+        .with_context(|| format!("rebuilding {name}"))?;
         admin.close().await;
         #[allow(clippy::print_stdout)]
         {

@@ -4,7 +4,12 @@
 //!
 //! Each case panics with a message saying what went wrong.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::type_complexity,
+    missing_docs
+)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -677,7 +682,8 @@ pub async fn subscriber_resumes_after_crash<H: Harness>(h: &H) {
 pub async fn consumer_group<H: Harness>(h: &H) {
     let log = h.log();
     append_spread(log.as_ref(), 24, 3).await;
-    let timeout = Duration::from_millis(500);
+    // Long enough that a slow machine does not make a live member look gone.
+    let timeout = Duration::from_secs(3);
     let mut a = h.member("group", "a", 4, 20, None, timeout).await.unwrap();
     let mut b = h.member("group", "b", 4, 20, None, timeout).await.unwrap();
     a.rebalance().await.unwrap();

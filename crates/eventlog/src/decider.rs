@@ -147,7 +147,6 @@ impl CommandContext {
 }
 
 /// What a successful command produced.
-#[derive(Debug)]
 pub struct Executed<D: Decider> {
     /// The aggregate's state after the command.
     pub state: D::State,
@@ -159,6 +158,22 @@ pub struct Executed<D: Decider> {
     pub position: Option<Position>,
     /// True when this was a repeat of an idempotent command already stored.
     pub replayed: bool,
+}
+
+impl<D: Decider> std::fmt::Debug for Executed<D>
+where
+    D::State: std::fmt::Debug,
+    D::Event: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executed")
+            .field("state", &self.state)
+            .field("events", &self.events)
+            .field("version", &self.version)
+            .field("position", &self.position)
+            .field("replayed", &self.replayed)
+            .finish()
+    }
 }
 
 /// Why a command was not carried out.
@@ -228,24 +243,29 @@ impl<L: EventLog + ?Sized> CommandRunner<L> {
             let version = recorded.last().map(|e| e.version);
 
             if let Some(key) = ctx.idempotency_key {
+                // Already done? The command's first event id is derived from
+                // the key, so its presence in the stream says so.
                 let first = EventId::for_command(key, 0);
-                if let Some(start) = recorded.iter().position(|e| e.id == first) {
-                    let ids: Vec<EventId> = (0..)
+                if recorded.iter().any(|e| e.id == first) {
+                    let stored: std::collections::HashSet<EventId> =
+                        recorded.iter().map(|e| e.id).collect();
+                    let ids: std::collections::HashSet<EventId> = (0..)
                         .map(|i| EventId::for_command(key, i))
-                        .take_while(|id| recorded[start..].iter().any(|e| e.id == *id))
+                        .take_while(|id| stored.contains(id))
                         .collect();
+                    let mine: Vec<bool> = recorded.iter().map(|r| ids.contains(&r.id)).collect();
                     let position = recorded
                         .iter()
-                        .filter(|e| ids.contains(&e.id))
-                        .map(|e| e.position)
+                        .zip(&mine)
+                        .filter(|(_, m)| **m)
+                        .map(|(r, _)| r.position)
                         .max();
-                    let mine = recorded
-                        .iter()
-                        .zip(&events)
-                        .filter(|(r, _)| ids.contains(&r.id))
-                        .count();
                     let state = D::fold(&events);
-                    let produced = events.into_iter().skip(start).take(mine).collect();
+                    let produced = events
+                        .into_iter()
+                        .zip(mine)
+                        .filter_map(|(e, m)| m.then_some(e))
+                        .collect();
                     return Ok(Executed {
                         state,
                         events: produced,

@@ -176,8 +176,15 @@ pub async fn rebuild<L: EventLog + ?Sized>(
     }
     tx.commit().await?;
 
-    // 2. Replay while the live projection keeps serving.
+    // 2. Replay while the live projection keeps serving, at least up to
+    //    every event committed when the rebuild started (events behind a
+    //    transaction still open elsewhere become readable a moment later).
     progress.start(log.head().await?.sequence);
+    let target: Option<i64> = sqlx::query_scalar("SELECT eventlog_last_commit()")
+        .fetch_one(admin)
+        .await?;
+    let target = target.and_then(|t| u64::try_from(t).ok()).unwrap_or(0);
+    let give_up = Instant::now() + Duration::from_secs(300);
     let mut checkpoint = Position::START;
     let mut replayed = 0u64;
     loop {
@@ -194,9 +201,19 @@ pub async fn rebuild<L: EventLog + ?Sized>(
         tx.commit().await?;
         replayed += n;
         progress.advance(n);
-        if n == 0 {
+        if n > 0 {
+            continue;
+        }
+        if checkpoint.commit >= target {
             break;
         }
+        if Instant::now() > give_up {
+            bail!(
+                "a transaction has kept events from becoming readable for 5 minutes; \
+                 look for a long-running transaction on the server (pg_stat_activity)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // 3. Pause the live projection (lock its checkpoints), catch up, swap.
@@ -296,7 +313,14 @@ async fn replay_batch<L: EventLog + ?Sized>(
 
 /// A policy as `pg_policies` describes it: name, permissive, command,
 /// roles, USING and WITH CHECK.
-type PolicyRow = (String, String, String, String, Option<String>, Option<String>);
+type PolicyRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
 
 /// Creates `schema.table` like `public.table`: columns, defaults, checks,
 /// the same indexes and constraints under the same names (so later

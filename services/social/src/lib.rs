@@ -23,7 +23,10 @@ impl Module for SocialService {
     }
 
     async fn start(&self, ctx: &mut StartContext) -> anyhow::Result<Running> {
-        tracing::info!(service = "social", "started (no business yet: issue #6 and #7)");
+        tracing::info!(
+            service = "social",
+            "started (no business yet: issue #6 and #7)"
+        );
         Ok(Running::until_shutdown(ctx.shutdown()))
     }
 }

@@ -23,7 +23,10 @@ impl Module for TicketsService {
     }
 
     async fn start(&self, ctx: &mut StartContext) -> anyhow::Result<Running> {
-        tracing::info!(service = "tickets", "started (no business yet: issue #4 and #5)");
+        tracing::info!(
+            service = "tickets",
+            "started (no business yet: issue #4 and #5)"
+        );
         Ok(Running::until_shutdown(ctx.shutdown()))
     }
 }

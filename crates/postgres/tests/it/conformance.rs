@@ -8,10 +8,9 @@ use async_trait::async_trait;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 use ventanilla_eventlog::conformance::{self as suite, Harness, Member, ProbeRow, SlowAppend};
-use ventanilla_eventlog::{Limits, NewEvent, RecordedEvent};
+use ventanilla_eventlog::{EventLog, Limits, NewEvent, RecordedEvent};
 use ventanilla_kernel::{EventId, StreamId, TenantId};
 use ventanilla_postgres::db::set_tenant;
-use ventanilla_postgres::subscription::Step;
 use ventanilla_postgres::{Handler, PgEventLog, Subscription, SubscriptionConfig};
 use ventanilla_testkit::TestDb;
 
@@ -261,7 +260,6 @@ async fn aborted_task_loses_nothing() {
     let h = PgHarness::new().await;
     let log = h.log();
     for i in 0..20 {
-        use ventanilla_eventlog::EventLog;
         log.append(
             suite::tenant(1),
             &suite::stream("kill-1"),
@@ -270,6 +268,22 @@ async fn aborted_task_loses_nothing() {
         )
         .await
         .unwrap();
+    }
+    // Wait until all 20 are readable (another test's open transaction may
+    // hold readers back for a moment), so the stalled batch is not empty.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while log
+        .read_all(ventanilla_eventlog::Position::START, 100, None)
+        .await
+        .unwrap()
+        .len()
+        < 20
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events did not become readable"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stall = Arc::new(Stall(tokio::sync::Notify::new()));
     let mut config = SubscriptionConfig::new("kill", "stall");
@@ -284,7 +298,9 @@ async fn aborted_task_loses_nothing() {
     .unwrap();
     sub.rebalance().await.unwrap();
     let task = tokio::spawn(async move { sub.step().await });
-    stall.0.notified().await;
+    tokio::time::timeout(Duration::from_secs(20), stall.0.notified())
+        .await
+        .expect("the member reached its handler");
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -300,5 +316,4 @@ async fn aborted_task_loses_nothing() {
         rows.iter().all(|r| r.member == "fresh" && r.times == 1),
         "the aborted batch left nothing behind"
     );
-    let _ = Step::Idle;
 }
