@@ -358,3 +358,17 @@ async fn projections_rebuild_replays_the_log_and_reports() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("known: stream_index"));
 }
+
+/// `.env.sample` lists every setting with its default; it is generated from
+/// the code's table of keys (run this test with `UPDATE_ENV_SAMPLE=1` to
+/// rewrite it) and this test fails when the two differ.
+#[test]
+fn env_sample_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.sample");
+    let expected = ventanilla_runtime::env_sample();
+    if std::env::var_os("UPDATE_ENV_SAMPLE").is_some() {
+        std::fs::write(path, &expected).unwrap();
+    }
+    let actual = std::fs::read_to_string(path).unwrap_or_default();
+    assert_eq!(actual, expected, ".env.sample is stale: run `UPDATE_ENV_SAMPLE=1 cargo test -p ventanilla --test e2e env_sample`");
+}
