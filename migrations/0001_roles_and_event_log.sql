@@ -79,7 +79,9 @@ GRANT SELECT, INSERT ON events TO ventanilla_app;
 GRANT SELECT ON events TO ventanilla_log_reader;
 
 -- Appends events to one stream in one statement (one round trip, so appends
--- group-commit as well as plain inserts do). p_expected: -2 any, -1 no stream,
+-- group-commit as well as plain inserts do). The common case of one event to a
+-- new stream or at an exact version skips this function: the client sends one
+-- INSERT (see PgEventLog) and falls back to it only to classify a refusal. p_expected: -2 any, -1 no stream,
 -- n >= 0 the exact current version. Raises VE001 when the stream is not at the
 -- expected version and VE002 when the ids are partly stored (not a retry). A
 -- second writer of the same version gets unique_violation on events_pkey,
@@ -142,7 +144,7 @@ BEGIN
         RETURNING e.event_id, e.stream_version, e.transaction_id, e.global_position
     )
     SELECT ins.event_id, ins.stream_version, ins.transaction_id, ins.global_position, false
-      FROM ins ORDER BY ins.stream_version;
+      FROM ins;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
 
     IF v_inserted = cardinality(p_ids) THEN

@@ -370,5 +370,8 @@ fn env_sample_is_current() {
         std::fs::write(path, &expected).unwrap();
     }
     let actual = std::fs::read_to_string(path).unwrap_or_default();
-    assert_eq!(actual, expected, ".env.sample is stale: run `UPDATE_ENV_SAMPLE=1 cargo test -p ventanilla --test e2e env_sample`");
+    assert_eq!(
+        actual, expected,
+        ".env.sample is stale: run `UPDATE_ENV_SAMPLE=1 cargo test -p ventanilla --test e2e env_sample`"
+    );
 }

@@ -398,6 +398,51 @@ pub async fn idempotent_reappend<H: Harness>(h: &H) {
         );
         assert_eq!(again.version, 1);
     }
+    // A single event, to a new stream and at an exact version.
+    let one = event("t.one", 7);
+    let s1 = log
+        .append(
+            t,
+            &stream("idem-single"),
+            ExpectedVersion::NoStream,
+            vec![one.clone()],
+        )
+        .await
+        .unwrap();
+    let s2 = log
+        .append(
+            t,
+            &stream("idem-single"),
+            ExpectedVersion::NoStream,
+            vec![one.clone()],
+        )
+        .await
+        .unwrap();
+    assert!(
+        s2.already_stored && s2.positions == s1.positions,
+        "a single-event retry is recognised"
+    );
+    let two = event("t.two", 8);
+    let e1 = log
+        .append(
+            t,
+            &stream("idem-single"),
+            ExpectedVersion::Exact(0),
+            vec![two.clone()],
+        )
+        .await
+        .unwrap();
+    let e2 = log
+        .append(
+            t,
+            &stream("idem-single"),
+            ExpectedVersion::Exact(0),
+            vec![two],
+        )
+        .await
+        .unwrap();
+    assert!(!e1.already_stored && e2.already_stored && e1.positions == e2.positions);
+    assert_eq!(e2.version, 1);
     let derived = EventId::derived("facebook:page-1", "m_123");
     let mut webhook = event("t.received", 9);
     webhook.id = derived;
@@ -445,7 +490,11 @@ pub async fn idempotent_reappend<H: Harness>(h: &H) {
     let after = read_at_least(log.as_ref(), Position::START, 100, before + 1)
         .await
         .len();
-    assert_eq!(after, before + 1, "only the webhook's one event was added");
+    assert_eq!(
+        after,
+        before + 3,
+        "only the single events and the webhook's one event were added"
+    );
 }
 
 /// Events that break the envelope's rules are refused and nothing is written.

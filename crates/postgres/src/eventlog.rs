@@ -145,7 +145,7 @@ struct EventRow {
     event_type: String,
     schema_version: i16,
     data: Value,
-    metadata: Value,
+    metadata: sqlx::types::Json<Metadata>,
     transaction_id: i64,
     global_position: i64,
     recorded_at: DateTime<Utc>,
@@ -166,8 +166,7 @@ impl EventRow {
     fn into_recorded(self) -> Result<RecordedEvent, ReadError> {
         let position = position(self.transaction_id, self.global_position);
         let corrupt = |reason: String| ReadError::Corrupt { position, reason };
-        let metadata: Metadata =
-            serde_json::from_value(self.metadata).map_err(|e| corrupt(format!("metadata: {e}")))?;
+        let metadata = self.metadata.0;
         let stream = StreamId::parse(self.stream_id).map_err(|e| corrupt(e.to_string()))?;
         Ok(RecordedEvent {
             id: EventId::from_uuid(self.event_id),
@@ -182,6 +181,17 @@ impl EventRow {
             metadata,
             recorded_at: self.recorded_at,
         })
+    }
+}
+
+/// The expected version for the one-statement path, if it applies: −1 for a
+/// new stream, n for an exact version. `Any` needs the function (it takes a
+/// per-stream lock and reads the current version).
+fn single_path(expected: ExpectedVersion) -> Option<i64> {
+    match expected {
+        ExpectedVersion::NoStream => Some(-1),
+        ExpectedVersion::Exact(v) => i64::try_from(v).ok(),
+        ExpectedVersion::Any => None,
     }
 }
 
@@ -215,6 +225,22 @@ impl PgEventLog {
             .collect::<Result<Vec<Value>, _>>()
             .map_err(|e| AppendError::Backend(e.into()))?;
 
+        if let ([event], Some(expected_version)) = (events, single_path(expected)) {
+            match self
+                .append_single(tenant, stream, expected_version, event)
+                .await
+            {
+                // Stored: done in one plain statement.
+                Ok(Some(appended)) => return Ok(appended),
+                // Nothing written: the stream is not at the expected version,
+                // or (a unique violation) the version or the id is taken —
+                // perhaps by this very event, delivered twice. The function
+                // below tells these apart.
+                Ok(None) => {}
+                Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {}
+                Err(e) => return Err(self.classify(e, stream, expected)),
+            }
+        }
         let result = sqlx::query_as::<_, AppendRow>(
             "SELECT event_id, stream_version, transaction_id, global_position, already_stored \
              FROM eventlog_append($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -231,32 +257,7 @@ impl PgEventLog {
         .fetch_all(&self.inner.pool)
         .await;
 
-        let rows = match result {
-            Ok(rows) => rows,
-            Err(sqlx::Error::Database(db)) => {
-                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                return Err(match code.as_str() {
-                    // The caller fills in the actual version.
-                    "VE001" => AppendError::WrongExpectedVersion {
-                        stream: stream.clone(),
-                        expected,
-                        actual: None,
-                    },
-                    "23505" if db.constraint() == Some("events_pkey") => {
-                        AppendError::WrongExpectedVersion {
-                            stream: stream.clone(),
-                            expected,
-                            actual: None,
-                        }
-                    }
-                    "VE002" => AppendError::IdempotencyMismatch {
-                        stream: stream.clone(),
-                    },
-                    _ => AppendError::Backend(backend(sqlx::Error::Database(db))),
-                });
-            }
-            Err(e) => return Err(AppendError::Backend(backend(e))),
-        };
+        let rows = result.map_err(|e| self.classify(e, stream, expected))?;
 
         let already_stored = rows.first().is_some_and(|r| r.already_stored);
         let by_id: std::collections::HashMap<Uuid, &AppendRow> =
@@ -284,6 +285,89 @@ impl PgEventLog {
             positions,
             already_stored,
         })
+    }
+
+    /// One event to a new stream (`expected` −1) or at an exact version, in
+    /// one plain INSERT — no `ON CONFLICT`, whose speculative insertion costs
+    /// more than the rare duplicate it would catch. `None` when the version
+    /// check wrote nothing; a unique violation when the version or the id is
+    /// taken.
+    async fn append_single(
+        &self,
+        tenant: TenantId,
+        stream: &StreamId,
+        expected: i64,
+        event: &NewEvent,
+    ) -> Result<Option<Appended>, sqlx::Error> {
+        let metadata =
+            serde_json::to_value(&event.metadata).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        // The tenant is set by a materialised CTE the inserted row is read
+        // from, so row-level security sees it before the row is checked; the
+        // version check is correlated with it for the same reason.
+        const NEW_STREAM: &str = "WITH scope AS MATERIALIZED \
+               (SELECT set_config('app.tenant_id', $1::text, true) AS tenant) \
+             INSERT INTO events (tenant_id, stream_id, stream_version, event_id, event_type, \
+                                 schema_version, data, metadata, stream_hash) \
+             SELECT $1, $2, $3 + 1, $4, $5, $6, $7, $8, $9 FROM scope \
+             RETURNING stream_version, transaction_id, global_position";
+        const AT_VERSION: &str = "WITH scope AS MATERIALIZED \
+               (SELECT set_config('app.tenant_id', $1::text, true) AS tenant) \
+             INSERT INTO events (tenant_id, stream_id, stream_version, event_id, event_type, \
+                                 schema_version, data, metadata, stream_hash) \
+             SELECT $1, $2, $3 + 1, $4, $5, $6, $7, $8, $9 FROM scope \
+              WHERE EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = scope.tenant::uuid \
+                               AND e.stream_id = $2 AND e.stream_version = $3) \
+             RETURNING stream_version, transaction_id, global_position";
+        let row: Option<(i64, i64, i64)> =
+            sqlx::query_as(if expected < 0 { NEW_STREAM } else { AT_VERSION })
+                .bind(tenant.into_uuid())
+                .bind(stream.as_str())
+                .bind(expected)
+                .bind(event.id.into_uuid())
+                .bind(&event.event_type)
+                .bind(i16::try_from(event.schema_version).unwrap_or(i16::MAX))
+                .bind(&event.data)
+                .bind(metadata)
+                .bind(i64::from(stream.partition_hash()))
+                .fetch_optional(&self.inner.pool)
+                .await?;
+        Ok(row.map(|(version, commit, sequence)| Appended {
+            version: u64::try_from(version).unwrap_or_default(),
+            positions: vec![position(commit, sequence)],
+            already_stored: false,
+        }))
+    }
+
+    /// Turns a database error of an append into the append's error.
+    fn classify(
+        &self,
+        e: sqlx::Error,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+    ) -> AppendError {
+        let sqlx::Error::Database(db) = e else {
+            return AppendError::Backend(backend(e));
+        };
+        let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+        match code.as_str() {
+            // The caller fills in the actual version.
+            "VE001" => AppendError::WrongExpectedVersion {
+                stream: stream.clone(),
+                expected,
+                actual: None,
+            },
+            "23505" if db.constraint() == Some("events_pkey") => {
+                AppendError::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected,
+                    actual: None,
+                }
+            }
+            "VE002" => AppendError::IdempotencyMismatch {
+                stream: stream.clone(),
+            },
+            _ => AppendError::Backend(backend(sqlx::Error::Database(db))),
+        }
     }
 
     async fn current_version(&self, tenant: TenantId, stream: &StreamId) -> Option<u64> {

@@ -26,7 +26,7 @@ pub mod subscription;
 pub use db::{Database, DbError, PoolSettings, begin_for_tenant};
 pub use eventlog::PgEventLog;
 pub use projection::{Projection, ProjectionRunner, RebuildProgress, rebuild};
-pub use subscription::{Handler, Subscription, SubscriptionConfig};
+pub use subscription::{Handler, Subscription, SubscriptionConfig, TenantTx};
 
 /// The SQL toolkit, re-exported so callers use the same version.
 pub use sqlx;

@@ -22,8 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use ventanilla_eventlog::{EventLog, Position, RecordedEvent};
 
-use crate::db::set_tenant;
-use crate::subscription::{Handler, Subscription, SubscriptionConfig};
+use crate::subscription::{Handler, Subscription, SubscriptionConfig, TenantTx, apply_runs};
 
 /// A read model: a handler and the tables it writes.
 pub trait Projection: Handler {
@@ -98,13 +97,8 @@ struct AsHandler(Arc<dyn Projection>);
 
 #[async_trait::async_trait]
 impl Handler for AsHandler {
-    async fn handle(
-        &self,
-        tx: &mut PgConnection,
-        tenant: ventanilla_kernel::TenantId,
-        events: &[RecordedEvent],
-    ) -> anyhow::Result<()> {
-        self.0.handle(tx, tenant, events).await
+    async fn handle(&self, tx: &mut TenantTx<'_>, events: &[RecordedEvent]) -> anyhow::Result<()> {
+        self.0.handle(tx, events).await
     }
 }
 
@@ -303,10 +297,7 @@ async fn replay_batch<L: EventLog + ?Sized>(
         return Ok(0);
     };
     exec(tx, format!("SET LOCAL search_path = {schema}, public")).await?;
-    for run in events.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
-        set_tenant(tx, run[0].tenant_id).await?;
-        projection.handle(tx, run[0].tenant_id, run).await?;
-    }
+    apply_runs(projection, tx, &events).await?;
     *checkpoint = last;
     Ok(events.len() as u64)
 }

@@ -3,12 +3,10 @@
 //! aggregates by category, and is the reference projection for rebuilds.
 
 use async_trait::async_trait;
-use sqlx::PgConnection;
 use ventanilla_eventlog::RecordedEvent;
-use ventanilla_kernel::TenantId;
 
 use crate::projection::Projection;
-use crate::subscription::Handler;
+use crate::subscription::{Handler, TenantTx};
 
 /// The `stream_index` projection (table `stream_index`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -16,12 +14,8 @@ pub struct StreamIndex;
 
 #[async_trait]
 impl Handler for StreamIndex {
-    async fn handle(
-        &self,
-        tx: &mut PgConnection,
-        tenant: TenantId,
-        events: &[RecordedEvent],
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut TenantTx<'_>, events: &[RecordedEvent]) -> anyhow::Result<()> {
+        let tenant = tx.tenant();
         // One statement for the whole run: the batch's events of this tenant,
         // folded per stream.
         let streams: Vec<&str> = events.iter().map(|e| e.stream.as_str()).collect();
@@ -52,7 +46,7 @@ impl Handler for StreamIndex {
         .bind(&versions)
         .bind(&types)
         .bind(&times)
-        .execute(tx)
+        .execute(tx.conn().await?)
         .await?;
         Ok(())
     }

@@ -30,18 +30,69 @@ use ventanilla_kernel::TenantId;
 
 use crate::db::set_tenant;
 
-/// Applies events. Called with a run of consecutive events of one tenant,
-/// inside the batch's transaction, with `app.tenant_id` already set to it.
+/// Applies events. Called with each run of consecutive events of one
+/// tenant, inside the batch's transaction.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
-    /// Applies `events` (all of `tenant`). An error rolls the whole batch
-    /// back; the subscription retries it after a pause.
-    async fn handle(
-        &self,
-        tx: &mut PgConnection,
+    /// Applies `events` (all of `tx.tenant()`). An error rolls the whole
+    /// batch back; the subscription retries it after a pause.
+    async fn handle(&self, tx: &mut TenantTx<'_>, events: &[RecordedEvent]) -> anyhow::Result<()>;
+}
+
+/// The batch's transaction, scoped to one tenant on first use: the handler
+/// asks for the connection with [`TenantTx::conn`], which sets
+/// `app.tenant_id` for the tenant of the run if the transaction is not
+/// already scoped to it. A handler that writes nothing for a run costs no
+/// round trip.
+pub struct TenantTx<'c> {
+    conn: &'c mut PgConnection,
+    tenant: TenantId,
+    scoped_to: &'c mut Option<TenantId>,
+}
+
+impl<'c> TenantTx<'c> {
+    /// A scope over `conn` for `tenant`; `scoped_to` remembers which tenant
+    /// the transaction is set to, across runs.
+    pub fn new(
+        conn: &'c mut PgConnection,
         tenant: TenantId,
-        events: &[RecordedEvent],
-    ) -> anyhow::Result<()>;
+        scoped_to: &'c mut Option<TenantId>,
+    ) -> Self {
+        Self {
+            conn,
+            tenant,
+            scoped_to,
+        }
+    }
+
+    /// The tenant of this run.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// The connection, with row-level security scoped to this run's tenant.
+    pub async fn conn(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        if *self.scoped_to != Some(self.tenant) {
+            set_tenant(self.conn, self.tenant).await?;
+            *self.scoped_to = Some(self.tenant);
+        }
+        Ok(self.conn)
+    }
+}
+
+/// Calls `handler` with each run of consecutive same-tenant events, in
+/// order, inside `conn`'s transaction.
+pub async fn apply_runs(
+    handler: &dyn Handler,
+    conn: &mut PgConnection,
+    events: &[RecordedEvent],
+) -> anyhow::Result<()> {
+    let mut scoped_to = None;
+    for run in events.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
+        let mut tx = TenantTx::new(&mut *conn, run[0].tenant_id, &mut scoped_to);
+        handler.handle(&mut tx, run).await?;
+    }
+    Ok(())
 }
 
 /// How a subscription runs.
@@ -108,6 +159,16 @@ pub struct Subscription<L: EventLog + ?Sized> {
     handler: Arc<dyn Handler>,
     /// The partitions this member holds, with the checkpoint of each.
     owned: BTreeMap<u32, Position>,
+    /// The next batch, read while the current one was being applied (only
+    /// while catching up). Valid only for the position and partitions it
+    /// was read for.
+    read_ahead: Option<ReadAhead>,
+}
+
+struct ReadAhead {
+    from: Position,
+    owned: Vec<u32>,
+    batch: tokio::task::JoinHandle<Result<Vec<RecordedEvent>, ventanilla_eventlog::ReadError>>,
 }
 
 /// What one step did.
@@ -186,6 +247,7 @@ impl<L: EventLog + ?Sized> Subscription<L> {
             config,
             handler,
             owned: BTreeMap::new(),
+            read_ahead: None,
         };
         me.heartbeat().await?;
         Ok(me)
@@ -277,22 +339,48 @@ impl<L: EventLog + ?Sized> Subscription<L> {
         Ok(())
     }
 
+    fn filter(&self) -> Option<PartitionFilter> {
+        (self.config.partitions > 1).then(|| PartitionFilter {
+            count: self.config.partitions,
+            owned: self.owned(),
+        })
+    }
+
+    /// The batch after `from`: the one read ahead if it was read for this
+    /// position and these partitions, else a fresh read.
+    async fn read_batch(&mut self, from: Position) -> anyhow::Result<Vec<RecordedEvent>> {
+        if let Some(ahead) = self.read_ahead.take() {
+            if ahead.from == from && ahead.owned == self.owned() {
+                return Ok(ahead.batch.await??);
+            }
+            ahead.batch.abort();
+        }
+        Ok(self
+            .log
+            .read_all(from, self.config.batch_size, self.filter().as_ref())
+            .await?)
+    }
+
     /// Reads one batch for the partitions held and applies it.
     pub async fn step(&mut self) -> anyhow::Result<Step> {
         let Some(from) = self.owned.values().min().copied() else {
             return Ok(Step::Idle);
         };
-        let filter = (self.config.partitions > 1).then(|| PartitionFilter {
-            count: self.config.partitions,
-            owned: self.owned(),
-        });
-        let events = self
-            .log
-            .read_all(from, self.config.batch_size, filter.as_ref())
-            .await?;
+        let mut events = self.read_batch(from).await?;
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(Step::Idle);
         };
+        let read = events.len();
+        if read == self.config.batch_size {
+            // Catching up: read the next batch while this one is applied.
+            let log = Arc::clone(&self.log);
+            let (max, filter) = (self.config.batch_size, self.filter());
+            self.read_ahead = Some(ReadAhead {
+                from: last,
+                owned: self.owned(),
+                batch: tokio::spawn(async move { log.read_all(last, max, filter.as_ref()).await }),
+            });
+        }
 
         let mut tx = self.pool.begin().await?;
         let owned: Vec<i32> = self
@@ -318,29 +406,21 @@ impl<L: EventLog + ?Sized> Subscription<L> {
             debug!(subscription = %self.config.name, "ownership or checkpoints changed; dropping the batch");
             tx.rollback().await?;
             self.owned.clear();
+            if let Some(ahead) = self.read_ahead.take() {
+                ahead.batch.abort();
+            }
             return Ok(Step::Lost);
         }
 
+        // Partitions may sit at different checkpoints: skip what a
+        // partition has already applied.
         let partitions = self.config.partitions;
-        let fresh: Vec<&RecordedEvent> = events
-            .iter()
-            .filter(|e| {
-                let p = PartitionFilter::partition_of(&e.stream, partitions);
-                self.owned.get(&p).is_some_and(|cp| e.position > *cp)
-            })
-            .collect();
-        let mut start = 0;
-        while start < fresh.len() {
-            let tenant = fresh[start].tenant_id;
-            let end = fresh[start..]
-                .iter()
-                .position(|e| e.tenant_id != tenant)
-                .map_or(fresh.len(), |n| start + n);
-            let run: Vec<RecordedEvent> = fresh[start..end].iter().map(|e| (*e).clone()).collect();
-            set_tenant(&mut tx, tenant).await?;
-            self.handler.handle(&mut tx, tenant, &run).await?;
-            start = end;
-        }
+        let owned_cps = &self.owned;
+        events.retain(|e| {
+            let p = PartitionFilter::partition_of(&e.stream, partitions);
+            owned_cps.get(&p).is_some_and(|cp| e.position > *cp)
+        });
+        apply_runs(self.handler.as_ref(), &mut tx, &events).await?;
 
         sqlx::query(
             "UPDATE subscription_partitions \
@@ -361,7 +441,7 @@ impl<L: EventLog + ?Sized> Subscription<L> {
         for cp in self.owned.values_mut() {
             *cp = (*cp).max(last);
         }
-        Ok(Step::Applied(events.len()))
+        Ok(Step::Applied(read))
     }
 
     /// Applies batches until there is nothing more to read now.

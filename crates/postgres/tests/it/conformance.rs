@@ -11,7 +11,7 @@ use ventanilla_eventlog::conformance::{self as suite, Harness, Member, ProbeRow,
 use ventanilla_eventlog::{EventLog, Limits, NewEvent, RecordedEvent};
 use ventanilla_kernel::{EventId, StreamId, TenantId};
 use ventanilla_postgres::db::set_tenant;
-use ventanilla_postgres::{Handler, PgEventLog, Subscription, SubscriptionConfig};
+use ventanilla_postgres::{Handler, PgEventLog, Subscription, SubscriptionConfig, TenantTx};
 use ventanilla_testkit::TestDb;
 
 pub struct PgHarness {
@@ -57,12 +57,7 @@ struct Probe {
 
 #[async_trait]
 impl Handler for Probe {
-    async fn handle(
-        &self,
-        tx: &mut PgConnection,
-        _: TenantId,
-        events: &[RecordedEvent],
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut TenantTx<'_>, events: &[RecordedEvent]) -> anyhow::Result<()> {
         for e in events {
             if self
                 .crash_after
@@ -79,7 +74,7 @@ impl Handler for Probe {
             .bind(e.stream.as_str())
             .bind(e.version as i64)
             .bind(&self.member)
-            .execute(&mut *tx)
+            .execute(tx.conn().await?)
             .await?;
             self.applied.fetch_add(1, Ordering::SeqCst);
         }
@@ -243,10 +238,10 @@ async fn aborted_task_loses_nothing() {
     impl Handler for Stall {
         async fn handle(
             &self,
-            tx: &mut PgConnection,
-            _: TenantId,
+            tx: &mut TenantTx<'_>,
             events: &[RecordedEvent],
         ) -> anyhow::Result<()> {
+            let tx = tx.conn().await?;
             for e in events {
                 sqlx::query("INSERT INTO probe_applied (subscription, event_id, stream, version, member) VALUES ('kill', $1, $2, $3, 'stall')")
                     .bind(e.id.into_uuid()).bind(e.stream.as_str()).bind(e.version as i64)
