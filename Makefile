@@ -28,7 +28,7 @@ test: ## Runs every test (needs PostgreSQL: started if it is not running)
 	export VENTANILLA_TEST_DATABASE_URL="$${VENTANILLA_TEST_DATABASE_URL:-$${server%/}/postgres}"; \
 	infra/sweep-test-databases.sh "$$VENTANILLA_TEST_DATABASE_URL"; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --workspace --all-features --no-fail-fast && $(CARGO) test --workspace --doc --all-features; \
+	  $(CARGO) test --quiet --workspace --doc --all-features && $(CARGO) nextest run --workspace --all-features --no-fail-fast; \
 	else \
 	  $(CARGO) test --workspace --all-features --no-fail-fast; \
 	fi
