@@ -292,12 +292,12 @@ async fn replay_batch<L: EventLog + ?Sized>(
     checkpoint: &mut Position,
     batch_size: usize,
 ) -> anyhow::Result<u64> {
-    let events = log.read_all(*checkpoint, batch_size, None).await?;
+    let mut events = log.read_all(*checkpoint, batch_size, None).await?;
     let Some(last) = events.last().map(|e| e.position) else {
         return Ok(0);
     };
     exec(tx, format!("SET LOCAL search_path = {schema}, public")).await?;
-    apply_runs(projection, tx, &events).await?;
+    apply_runs(projection, tx, &mut events).await?;
     *checkpoint = last;
     Ok(events.len() as u64)
 }
