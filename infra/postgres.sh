@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure a PostgreSQL server is reachable and prints its owner URL
 # (postgres://user@host:port) on stdout. Order of preference:
-#   1. DATABASE_URL's server, if DATABASE_URL is set (printed as given);
+#   1. DATABASE_URL's server, if DATABASE_URL is set (without its database);
 #   2. the local server on 127.0.0.1:5432 (started if it is installed but down);
 #   3. a private server under .local/pg, created from the installed binaries.
 # Where no PostgreSQL is installed it says, in one line, what to install.
@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -n "${DATABASE_URL:-}" ]; then
-  echo "$DATABASE_URL"
+  # The server part only: callers append the database they need.
+  rest="${DATABASE_URL#*://}"
+  echo "${DATABASE_URL%%://*}://${rest%%/*}"
   exit 0
 fi
 
