@@ -105,7 +105,7 @@ pub fn event(kind: &str, n: u64) -> NewEvent {
 /// back (and nothing more is readable), or 10 s pass. Waiting is needed: any
 /// transaction open anywhere on the server holds readers back for a moment
 /// (that is what makes the read gap-safe), and tests run in parallel.
-async fn read_at_least<L: EventLog>(
+pub async fn read_at_least<L: EventLog>(
     log: &L,
     after: Position,
     page: usize,

@@ -136,6 +136,15 @@ struct AppendRow {
     already_stored: bool,
 }
 
+/// The columns an [`EventRow`] is read from (a macro, so queries stay
+/// `&'static str`).
+macro_rules! event_columns {
+    () => {
+        "tenant_id, stream_id, stream_version, event_id, event_type, schema_version, \
+         data, metadata, transaction_id, global_position, recorded_at"
+    };
+}
+
 #[derive(FromRow)]
 struct EventRow {
     tenant_id: Uuid,
@@ -434,11 +443,11 @@ impl EventLog for PgEventLog {
         from: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, ReadError> {
-        let rows = sqlx::query_as::<_, EventRow>(
-            "SELECT tenant_id, stream_id, stream_version, event_id, event_type, schema_version, \
-                    data, metadata, transaction_id, global_position, recorded_at \
-             FROM eventlog_read_stream($1, $2, $3, $4)",
-        )
+        let rows = sqlx::query_as::<_, EventRow>(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM eventlog_read_stream($1, $2, $3, $4)"
+        ))
         .bind(tenant.into_uuid())
         .bind(stream.as_str())
         .bind(to_i64(from))
@@ -462,11 +471,11 @@ impl EventLog for PgEventLog {
             ),
             None => (1, None),
         };
-        let rows = sqlx::query_as::<_, EventRow>(
-            "SELECT tenant_id, stream_id, stream_version, event_id, event_type, schema_version, \
-                    data, metadata, transaction_id, global_position, recorded_at \
-             FROM eventlog_read_all($1, $2, $3, $4, $5)",
-        )
+        let rows = sqlx::query_as::<_, EventRow>(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM eventlog_read_all($1, $2, $3, $4, $5)"
+        ))
         .bind(to_i64(after.commit))
         .bind(to_i64(after.sequence))
         .bind(i32::try_from(max).unwrap_or(i32::MAX))

@@ -266,20 +266,9 @@ async fn aborted_task_loses_nothing() {
     }
     // Wait until all 20 are readable (another test's open transaction may
     // hold readers back for a moment), so the stalled batch is not empty.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while log
-        .read_all(ventanilla_eventlog::Position::START, 100, None)
-        .await
-        .unwrap()
-        .len()
-        < 20
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "events did not become readable"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let readable =
+        suite::read_at_least(log.as_ref(), ventanilla_eventlog::Position::START, 100, 20).await;
+    assert_eq!(readable.len(), 20);
     let stall = Arc::new(Stall(tokio::sync::Notify::new()));
     let mut config = SubscriptionConfig::new("kill", "stall");
     config.member_timeout = Duration::from_millis(300);
