@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::ExposeSecret;
 use ventanilla_eventlog::Limits;
 use ventanilla_postgres::projection::{Projection, ProjectionRunner, RebuildProgress};
+use ventanilla_postgres::sqlx::{self, PgPool};
 use ventanilla_postgres::stream_index::StreamIndex;
 use ventanilla_postgres::{Database, PgEventLog, PoolSettings, db};
 use ventanilla_runtime::{Module, Running, Settings, StartContext};
@@ -77,8 +78,7 @@ impl Platform {
         let head = self.log.head().await?;
         for p in projections() {
             let name = ventanilla_postgres::projection::subscription_name(p.as_ref());
-            let checkpoint: Option<(i64,)> = sqlx_checkpoint(&self.database.app, &name).await?;
-            let at = checkpoint.map_or(0, |c| c.0);
+            let at = checkpoint_of(&self.database.app, &name).await?.unwrap_or(0);
             #[allow(clippy::print_stdout)]
             {
                 println!(
@@ -138,16 +138,15 @@ impl Platform {
     }
 }
 
-async fn sqlx_checkpoint(pool: &sqlx_pool::PgPool, name: &str) -> anyhow::Result<Option<(i64,)>> {
-    Ok(sqlx_pool::query_as(
-        "SELECT max(checkpoint_sequence) FROM subscription_partitions WHERE subscription = $1 HAVING count(*) > 0",
+/// The furthest checkpoint of a subscription, if it exists.
+async fn checkpoint_of(pool: &PgPool, subscription: &str) -> anyhow::Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT max(checkpoint_sequence) FROM subscription_partitions WHERE subscription = $1",
     )
-    .bind(name)
-    .fetch_optional(pool)
+    .bind(subscription)
+    .fetch_one(pool)
     .await?)
 }
-
-use ventanilla_postgres::sqlx as sqlx_pool;
 
 /// An indicatif progress bar; hidden when stderr is not a terminal.
 struct Bar(ProgressBar);
@@ -183,7 +182,7 @@ impl RebuildProgress for Bar {
 /// Runs the platform's projections as members of their subscriptions.
 pub struct ProjectionsModule {
     log: Arc<PgEventLog>,
-    pool: ventanilla_postgres::sqlx::PgPool,
+    pool: PgPool,
     batch_size: usize,
     poll_interval: Duration,
 }
@@ -210,7 +209,7 @@ impl Module for ProjectionsModule {
         ctx.add_readiness_check("database", move || {
             let pool = pool.clone();
             async move {
-                ventanilla_postgres::sqlx::query("SELECT 1")
+                sqlx::query("SELECT 1")
                     .execute(&pool)
                     .await
                     .map(|_| ())
