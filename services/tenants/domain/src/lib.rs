@@ -12,7 +12,6 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod values;
 pub mod api_key;
 pub mod organisation;
 pub mod plan;
@@ -20,3 +19,4 @@ pub mod portal;
 pub mod schedule;
 pub mod staff;
 pub mod tenant;
+pub mod values;

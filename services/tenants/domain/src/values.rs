@@ -39,7 +39,10 @@ fn bounded_text(field: &'static str, value: &str, max: usize) -> Result<String, 
         ));
     }
     if trimmed.chars().any(|c| c.is_control()) {
-        return Err(InvalidValue::new(field, "must not contain control characters"));
+        return Err(InvalidValue::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -156,7 +159,10 @@ impl TimeZone {
         v.parse::<chrono_tz::Tz>()
             .map(|tz| Self(tz.name().to_owned()))
             .map_err(|_| {
-                InvalidValue::new(field, format!("{v:?} is not an IANA time zone such as Europe/Madrid"))
+                InvalidValue::new(
+                    field,
+                    format!("{v:?} is not an IANA time zone such as Europe/Madrid"),
+                )
             })
     }
 
@@ -206,11 +212,13 @@ impl Colour {
     /// Parses a colour for `field`.
     pub fn parse(field: &'static str, value: &str) -> Result<Self, InvalidValue> {
         let v = value.trim();
-        let ok = v.len() == 7
-            && v.starts_with('#')
-            && v[1..].chars().all(|c| c.is_ascii_hexdigit());
+        let ok =
+            v.len() == 7 && v.starts_with('#') && v[1..].chars().all(|c| c.is_ascii_hexdigit());
         if !ok {
-            return Err(InvalidValue::new(field, format!("{v:?} is not a colour like #1a5fb4")));
+            return Err(InvalidValue::new(
+                field,
+                format!("{v:?} is not a colour like #1a5fb4"),
+            ));
         }
         Ok(Self(v.to_lowercase()))
     }
@@ -231,8 +239,14 @@ impl WebUrl {
             .or_else(|| v.strip_prefix("http://"))
             .ok_or_else(|| InvalidValue::new(field, "must start with https://"))?;
         let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        if host.is_empty() || v.len() > 2000 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(InvalidValue::new(field, format!("{v:?} is not a web address")));
+        if host.is_empty()
+            || v.len() > 2000
+            || v.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(InvalidValue::new(
+                field,
+                format!("{v:?} is not a web address"),
+            ));
         }
         Ok(Self(v.to_owned()))
     }
@@ -244,8 +258,20 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(Slug::parse("slug", "ayto-lugo").unwrap().as_str(), "ayto-lugo");
-        for bad in ["ab", "Ayto", "1ayto", "ayto-", "ay--to", "ayto lugo", "ayto_lugo", &"a".repeat(64)] {
+        assert_eq!(
+            Slug::parse("slug", "ayto-lugo").unwrap().as_str(),
+            "ayto-lugo"
+        );
+        for bad in [
+            "ab",
+            "Ayto",
+            "1ayto",
+            "ayto-",
+            "ay--to",
+            "ayto lugo",
+            "ayto_lugo",
+            &"a".repeat(64),
+        ] {
             let e = Slug::parse("slug", bad).unwrap_err();
             assert_eq!(e.field, "slug", "{bad}");
         }
@@ -254,17 +280,24 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(
-            Email::parse("email", " Alcaldia@Lugo.GAL ").unwrap().as_str(),
+            Email::parse("email", " Alcaldia@Lugo.GAL ")
+                .unwrap()
+                .as_str(),
             "Alcaldia@lugo.gal"
         );
-        for bad in ["", "no-at", "a@b", "a@@b.es", "a b@c.es", "@c.es", "a@-c.es"] {
+        for bad in [
+            "", "no-at", "a@b", "a@@b.es", "a b@c.es", "@c.es", "a@-c.es",
+        ] {
             assert!(Email::parse("email", bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn time_zones_languages_colours_urls() {
-        assert_eq!(TimeZone::parse("tz", "Atlantic/Canary").unwrap().as_str(), "Atlantic/Canary");
+        assert_eq!(
+            TimeZone::parse("tz", "Atlantic/Canary").unwrap().as_str(),
+            "Atlantic/Canary"
+        );
         assert!(TimeZone::parse("tz", "Madrid").is_err());
         assert_eq!(Language::parse("lang", "es_es").unwrap().as_str(), "es-ES");
         assert_eq!(Language::parse("lang", "ast").unwrap().as_str(), "ast");
@@ -278,7 +311,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(Name::parse("name", "  Urbanismo ", 80).unwrap().as_str(), "Urbanismo");
+        assert_eq!(
+            Name::parse("name", "  Urbanismo ", 80).unwrap().as_str(),
+            "Urbanismo"
+        );
         let e = Name::parse("name", &"x".repeat(81), 80).unwrap_err();
         assert_eq!(e.to_string(), "name: must be at most 80 characters, got 81");
         assert!(Name::parse("name", "   ", 80).is_err());
