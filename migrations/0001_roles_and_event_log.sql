@@ -219,6 +219,18 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT max(e.transaction_id) FROM public.events e
 $$;
 
+-- The position of the newest committed event, readable or not yet: a reader
+-- that must see everything written so far waits until it has passed it.
+CREATE FUNCTION eventlog_last_position(OUT transaction_id bigint, OUT global_position bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT e.transaction_id, e.global_position FROM public.events e
+     ORDER BY e.transaction_id DESC, e.global_position DESC
+     LIMIT 1
+$$;
+
+ALTER FUNCTION eventlog_last_position() OWNER TO ventanilla_log_reader;
+REVOKE ALL ON FUNCTION eventlog_last_position() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventlog_last_position() TO ventanilla_app;
 ALTER FUNCTION eventlog_last_commit() OWNER TO ventanilla_log_reader;
 REVOKE ALL ON FUNCTION eventlog_last_commit() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION eventlog_last_commit() TO ventanilla_app;

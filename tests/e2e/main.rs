@@ -375,3 +375,67 @@ fn env_sample_is_current() {
         ".env.sample is stale: run `UPDATE_ENV_SAMPLE=1 cargo test -p ventanilla --test e2e env_sample`"
     );
 }
+
+#[tokio::test]
+async fn tenant_create_twice_fails_clearly_and_list_show_it() {
+    let db = TestDb::new().await;
+    let create = || {
+        let mut c = command(&db.admin_url);
+        c.args([
+            "tenant",
+            "create",
+            "--name",
+            "Concello de Lugo",
+            "--slug",
+            "lugo",
+            "--admin-email",
+            "alcaldia@lugo.gal",
+        ]);
+        c
+    };
+    let out = run(create());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("tenant lugo provisioned"), "{stdout}");
+    let code = stdout.lines().last().unwrap().trim();
+    assert_eq!(
+        code.len(),
+        64,
+        "the invitation code is printed once: {stdout}"
+    );
+
+    let again = run(create());
+    assert!(!again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        "error: the slug lugo is taken by another tenant; choose another"
+    );
+
+    let list = run({
+        let mut c = command(&db.admin_url);
+        c.args(["tenant", "list"]);
+        c
+    });
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains("lugo") && listed.contains("1 tenant(s)"),
+        "{listed}"
+    );
+
+    let suspend = run({
+        let mut c = command(&db.admin_url);
+        c.args(["tenant", "suspend", "lugo", "--reason", "impago"]);
+        c
+    });
+    assert!(suspend.status.success());
+    let show = run({
+        let mut c = command(&db.admin_url);
+        c.args(["tenant", "show", "lugo"]);
+        c
+    });
+    assert!(String::from_utf8_lossy(&show.stdout).contains("suspended (impago)"));
+}

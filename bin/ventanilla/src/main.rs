@@ -44,10 +44,80 @@ enum Command {
     },
     /// Creates the database if it is missing and applies the migrations.
     Migrate,
+    /// Operator tasks on tenants (councils and businesses).
+    Tenant {
+        #[command(subcommand)]
+        command: Box<TenantCommand>,
+    },
     /// Read models.
     Projections {
         #[command(subcommand)]
         command: ProjectionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Provisions a tenant and invites its first admin (prints the
+    /// one-time invitation code).
+    Create {
+        /// Display name, e.g. "Concello de Lugo".
+        #[arg(long)]
+        name: String,
+        /// Unique slug (a-z, 0-9, '-'), e.g. "lugo".
+        #[arg(long)]
+        slug: String,
+        /// council or business.
+        #[arg(long, default_value = "council")]
+        kind: String,
+        /// The first admin's e-mail address.
+        #[arg(long)]
+        admin_email: String,
+        /// The first admin's name.
+        #[arg(long)]
+        admin_name: Option<String>,
+        /// Plan code (see the plans shipped: free, municipio, provincia).
+        #[arg(long, default_value = "free")]
+        plan: String,
+        /// IANA time zone.
+        #[arg(long, default_value = "Europe/Madrid")]
+        time_zone: String,
+        /// Default language.
+        #[arg(long, default_value = "es")]
+        language: String,
+        /// Languages offered, comma-separated (default: the default language).
+        #[arg(long, value_delimiter = ',')]
+        languages: Vec<String>,
+        /// Contact address (default: the admin's).
+        #[arg(long)]
+        contact_email: Option<String>,
+    },
+    /// Lists every tenant.
+    List,
+    /// Shows one tenant.
+    Show {
+        /// The tenant's slug.
+        slug: String,
+    },
+    /// Suspends a tenant: its staff and API keys are refused; data is kept.
+    Suspend {
+        /// The tenant's slug.
+        slug: String,
+        /// Why (recorded in its history).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reactivates a suspended tenant.
+    Reactivate {
+        /// The tenant's slug.
+        slug: String,
+    },
+    /// Moves a tenant to another plan.
+    Plan {
+        /// The tenant's slug.
+        slug: String,
+        /// The plan's code.
+        plan: String,
     },
 }
 
@@ -94,6 +164,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("database ready and migrated");
             Ok(())
         }
+        Command::Tenant { command } => {
+            let platform = Platform::connect(&settings).await?;
+            let result = tenant_command(&platform, *command).await;
+            platform.close().await;
+            result
+        }
         Command::Projections { command } => {
             let platform = Platform::connect(&settings).await?;
             match command {
@@ -104,6 +180,98 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+#[allow(clippy::print_stdout)]
+async fn tenant_command(platform: &Platform, command: TenantCommand) -> anyhow::Result<()> {
+    use ventanilla_tenants::operator::{Operator, ProvisionRequest};
+    let operator_id = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
+    let operator = Operator::new(std::sync::Arc::clone(&platform.log), &operator_id);
+    match command {
+        TenantCommand::Create {
+            name,
+            slug,
+            kind,
+            admin_email,
+            admin_name,
+            plan,
+            time_zone,
+            language,
+            languages,
+            contact_email,
+        } => {
+            let done = operator
+                .provision(&ProvisionRequest {
+                    name,
+                    slug,
+                    kind,
+                    plan: Some(plan),
+                    time_zone: Some(time_zone),
+                    default_language: Some(language),
+                    languages,
+                    admin_email: admin_email.clone(),
+                    admin_name,
+                    contact_email,
+                })
+                .await?;
+            println!("tenant {} provisioned (id {})", done.slug, done.tenant);
+            println!(
+                "first admin {admin_email}: invitation code, shown once, valid until {}:",
+                done.invitation_expires_at.format("%Y-%m-%d %H:%M UTC")
+            );
+            println!("  {}", done.invitation_code);
+        }
+        TenantCommand::List => {
+            let tenants = operator.list().await?;
+            println!(
+                "{:<24} {:<10} {:<10} {:<10} NAME",
+                "SLUG", "KIND", "PLAN", "STATUS"
+            );
+            for t in &tenants {
+                println!(
+                    "{:<24} {:<10} {:<10} {:<10} {}",
+                    t.slug, t.kind, t.plan, t.status, t.name
+                );
+            }
+            println!("{} tenant(s)", tenants.len());
+        }
+        TenantCommand::Show { slug } => {
+            let t = operator.show(&slug).await?;
+            println!("slug:             {}", t.slug);
+            println!("id:               {}", t.tenant_id);
+            println!("name:             {}", t.name);
+            println!("kind:             {}", t.kind);
+            println!("plan:             {}", t.plan);
+            match &t.status_reason {
+                Some(reason) => println!("status:           {} ({reason})", t.status),
+                None => println!("status:           {}", t.status),
+            }
+            println!("time zone:        {}", t.time_zone);
+            println!(
+                "languages:        {} (default {})",
+                t.languages.join(", "),
+                t.default_language
+            );
+            println!("contact:          {}", t.contact_email);
+            println!(
+                "provisioned:      {}",
+                t.provisioned_at.format("%Y-%m-%d %H:%M UTC")
+            );
+        }
+        TenantCommand::Suspend { slug, reason } => {
+            operator.suspend(&slug, &reason).await?;
+            println!("tenant {slug} suspended");
+        }
+        TenantCommand::Reactivate { slug } => {
+            operator.reactivate(&slug).await?;
+            println!("tenant {slug} reactivated");
+        }
+        TenantCommand::Plan { slug, plan } => {
+            operator.change_plan(&slug, &plan).await?;
+            println!("tenant {slug} moved to plan {plan}");
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings, services: Vec<String>) -> anyhow::Result<()> {

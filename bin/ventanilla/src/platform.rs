@@ -24,7 +24,9 @@ pub struct Platform {
 /// Every read model the platform maintains. Services add theirs here as
 /// they arrive.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(StreamIndex)]
+    let mut all: Vec<Arc<dyn Projection>> = vec![Arc::new(StreamIndex)];
+    all.extend(ventanilla_tenants::projections());
+    all
 }
 
 fn pool_settings(settings: &Settings) -> PoolSettings {

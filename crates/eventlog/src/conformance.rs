@@ -241,6 +241,11 @@ pub async fn ordering<H: Harness>(h: &H) {
         all[19].position,
         "head is the last readable position"
     );
+    assert_eq!(
+        log.committed_head().await.unwrap(),
+        all[19].position,
+        "and the last committed one"
+    );
 }
 
 /// A wrong expected version is refused and writes nothing; of concurrent
@@ -566,6 +571,10 @@ pub async fn gap_safety<H: Harness>(h: &H) {
         .await
         .unwrap();
     }
+    assert!(
+        log.committed_head().await.unwrap() > log.head().await.unwrap(),
+        "the committed events wait behind the open transaction: the committed head is ahead of the readable one"
+    );
     let early = read_at_least(log.as_ref(), checkpoint, 100, 0).await;
     assert!(
         early.iter().all(|e| e.id != slow_id),

@@ -152,6 +152,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// and "caught up" checks.
     async fn head(&self) -> Result<Position, ReadError>;
 
+    /// The position of the newest committed event, readable or not yet
+    /// ([`Position::START`] when the log is empty): a reader that must see
+    /// everything written so far — say, by another process — waits until it
+    /// has passed it.
+    async fn committed_head(&self) -> Result<Position, ReadError>;
+
     /// A value that changes whenever new events may be readable. Readers wait
     /// on it instead of polling fast; a slow poll stays as a fallback.
     fn wakeups(&self) -> watch::Receiver<u64>;

@@ -499,6 +499,18 @@ impl EventLog for PgEventLog {
         })
     }
 
+    async fn committed_head(&self) -> Result<Position, ReadError> {
+        let row: Option<(Option<i64>, Option<i64>)> =
+            sqlx::query_as("SELECT transaction_id, global_position FROM eventlog_last_position()")
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(|e| ReadError::Backend(backend(e)))?;
+        Ok(match row {
+            Some((Some(c), Some(s))) => position(c, s),
+            _ => Position::START,
+        })
+    }
+
     fn wakeups(&self) -> watch::Receiver<u64> {
         self.inner.wake.subscribe()
     }

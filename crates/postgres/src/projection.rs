@@ -92,6 +92,72 @@ impl<L: EventLog + ?Sized> ProjectionRunner<L> {
     }
 }
 
+/// Makes sure `projection` has applied every event up to `target` before a
+/// caller reads its tables (read-your-writes for a command-line process,
+/// which runs no projections of its own). If no live member of the
+/// projection's group is running, this process takes the partitions, catches
+/// up and leaves; otherwise it waits for the running members. Fails after
+/// `timeout` with a message saying what to look at.
+pub async fn ensure_caught_up<L: EventLog + ?Sized>(
+    log: Arc<L>,
+    pool: PgPool,
+    projection: Arc<dyn Projection>,
+    target: Position,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let name = subscription_name(projection.as_ref());
+    let mut config = SubscriptionConfig::new(
+        &name,
+        format!("oneshot-{}-{}", std::process::id(), uuid_suffix()),
+    );
+    config.batch_size = 1000;
+    let handler: Arc<dyn Handler> = Arc::new(AsHandler(projection));
+    let mut sub = Subscription::join(log, pool.clone(), config, handler).await?;
+    let result = async {
+        loop {
+            sub.rebalance().await?;
+            if !sub.owned().is_empty() {
+                sub.catch_up().await?;
+            }
+            let reached: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT min(checkpoint_commit), min(checkpoint_sequence) FROM subscription_partitions WHERE subscription = $1",
+            )
+            .bind(&name)
+            .fetch_one(&pool)
+            .await
+            .map(|(c, s): (Option<i64>, Option<i64>)| c.zip(s))?;
+            let done = reached.is_some_and(|(c, s)| {
+                Position {
+                    commit: u64::try_from(c).unwrap_or_default(),
+                    sequence: u64::try_from(s).unwrap_or_default(),
+                } >= target
+            });
+            if done || target == Position::START {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the read model {name} has not caught up within {} s; check that the `serve` process running projections is healthy (/readyz)",
+                    timeout.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    .await;
+    sub.leave().await;
+    result
+}
+
+fn uuid_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{nanos:08x}")
+}
+
 /// Lets an `Arc<dyn Projection>` be used where an `Arc<dyn Handler>` is.
 struct AsHandler(Arc<dyn Projection>);
 

@@ -268,6 +268,11 @@ impl<L: EventLog + ?Sized> Subscription<L> {
         &self.config
     }
 
+    /// The partitions this member holds now, with their checkpoints.
+    pub fn checkpoints(&self) -> &BTreeMap<u32, Position> {
+        &self.owned
+    }
+
     /// The partitions this member holds now.
     pub fn owned(&self) -> Vec<u32> {
         self.owned.keys().copied().collect()

@@ -1,12 +1,29 @@
-//! The tenants service: tenant lifecycle, plans, departments and officials, topics, staff and API keys.
+//! The tenants service: the tenant lifecycle, plans and quotas, the
+//! organisation a citizen can address, staff and API keys.
 //!
-//! Its business arrives with issue #3; for now it is a [`Module`] of the
-//! one binary that starts, reports ready, owns no projection yet and stops
-//! cleanly, so that `serve --services tenants` already runs it in a process of
-//! its own.
+//! - [`operator`]: what an operator does (provision, list, show, suspend,
+//!   reactivate, re-plan), used by the `ventanilla tenant …` commands;
+//! - [`registry`]: the `tenant_registry` projection and its queries;
+//! - [`secrets`]: one-time secrets, shown once and stored hashed.
+//!
+//! The domain (deciders) is the `ventanilla-tenants-domain` crate. Staff
+//! login, API keys, the organisation's read models and the GraphQL surface
+//! are still to come (issue #3 continues; #8).
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use ventanilla_postgres::projection::Projection;
 use ventanilla_runtime::{Module, Running, StartContext};
+
+pub mod operator;
+pub mod registry;
+pub mod secrets;
+
+/// The read models this service maintains.
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(registry::TenantRegistry)]
+}
 
 /// The tenants service as a module of the binary.
 #[derive(Debug, Default)]
@@ -23,7 +40,7 @@ impl Module for TenantsService {
     }
 
     async fn start(&self, ctx: &mut StartContext) -> anyhow::Result<Running> {
-        tracing::info!(service = "tenants", "started (no business yet: issue #3)");
+        tracing::info!(service = "tenants", "started");
         Ok(Running::until_shutdown(ctx.shutdown()))
     }
 }
