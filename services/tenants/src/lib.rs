@@ -4,7 +4,11 @@
 //! - [`operator`]: what an operator does (provision, list, show, suspend,
 //!   reactivate, re-plan), used by the `ventanilla tenant …` commands;
 //! - [`registry`]: the `tenant_registry` projection and its queries;
-//! - [`secrets`]: one-time secrets, shown once and stored hashed.
+//! - [`secrets`]: one-time secrets, shown once and stored hashed;
+//! - [`access`]: whether a tenant may be used now (`TENANT_SUSPENDED`);
+//! - [`staff`]: invitations, passwords, sessions; [`api_keys`]: integrators'
+//!   keys; [`organisation`]: departments, officials, topics, business hours
+//!   and portal settings.
 //!
 //! The domain (deciders) is the `ventanilla-tenants-domain` crate. Staff
 //! login, API keys, the organisation's read models and the GraphQL surface
@@ -16,13 +20,21 @@ use async_trait::async_trait;
 use ventanilla_postgres::projection::Projection;
 use ventanilla_runtime::{Module, Running, StartContext};
 
+pub mod access;
+pub mod api_keys;
 pub mod operator;
+pub mod organisation;
 pub mod registry;
 pub mod secrets;
+pub mod staff;
 
 /// The read models this service maintains.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(registry::TenantRegistry)]
+    let mut all: Vec<Arc<dyn Projection>> = vec![Arc::new(registry::TenantRegistry)];
+    all.extend(staff::projections());
+    all.extend(api_keys::projections());
+    all.extend(organisation::projections());
+    all
 }
 
 /// The tenants service as a module of the binary.

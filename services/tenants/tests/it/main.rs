@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod api_keys;
+mod organisation;
+mod staff;
+
 use std::sync::Arc;
 
 use ventanilla_eventlog::Limits;
