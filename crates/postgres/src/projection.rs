@@ -107,33 +107,37 @@ pub async fn ensure_caught_up<L: EventLog + ?Sized>(
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let name = subscription_name(projection.as_ref());
-    let mut config = SubscriptionConfig::new(
-        &name,
-        format!("oneshot-{}-{}", std::process::id(), uuid_suffix()),
-    );
-    config.batch_size = 1000;
-    let handler: Arc<dyn Handler> = Arc::new(AsHandler(projection));
-    let mut sub = Subscription::join(log, pool.clone(), config, handler).await?;
+    if target == Position::START || reached(&pool, &name, target).await? {
+        return Ok(());
+    }
+    // A running process (`serve`) holds the group: wait for it rather than
+    // join and make it hand its partitions over.
+    let live: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM subscription_members WHERE subscription = $1 \
+           AND heartbeat_at > now() - interval '10 seconds')",
+    )
+    .bind(&name)
+    .fetch_one(&pool)
+    .await?;
+    let mut member = None;
+    if !live {
+        let mut config = SubscriptionConfig::new(
+            &name,
+            format!("oneshot-{}-{}", std::process::id(), uuid_suffix()),
+        );
+        config.batch_size = 1000;
+        let handler: Arc<dyn Handler> = Arc::new(AsHandler(projection));
+        member = Some(Subscription::join(log, pool.clone(), config, handler).await?);
+    }
     let result = async {
         loop {
-            sub.rebalance().await?;
-            if !sub.owned().is_empty() {
-                sub.catch_up().await?;
+            if let Some(sub) = member.as_mut() {
+                sub.rebalance().await?;
+                if !sub.owned().is_empty() {
+                    sub.catch_up().await?;
+                }
             }
-            let reached: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT min(checkpoint_commit), min(checkpoint_sequence) FROM subscription_partitions WHERE subscription = $1",
-            )
-            .bind(&name)
-            .fetch_one(&pool)
-            .await
-            .map(|(c, s): (Option<i64>, Option<i64>)| c.zip(s))?;
-            let done = reached.is_some_and(|(c, s)| {
-                Position {
-                    commit: u64::try_from(c).unwrap_or_default(),
-                    sequence: u64::try_from(s).unwrap_or_default(),
-                } >= target
-            });
-            if done || target == Position::START {
+            if reached(&pool, &name, target).await? {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -142,12 +146,31 @@ pub async fn ensure_caught_up<L: EventLog + ?Sized>(
                     timeout.as_secs()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     .await;
-    sub.leave().await;
+    if let Some(mut sub) = member {
+        sub.leave().await;
+    }
     result
+}
+
+/// Whether every partition of `subscription` has passed `target`.
+async fn reached(pool: &PgPool, subscription: &str, target: Position) -> anyhow::Result<bool> {
+    let least: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT checkpoint_commit, checkpoint_sequence FROM subscription_partitions \
+          WHERE subscription = $1 ORDER BY checkpoint_commit, checkpoint_sequence LIMIT 1",
+    )
+    .bind(subscription)
+    .fetch_optional(pool)
+    .await?;
+    Ok(least.is_some_and(|(c, s)| {
+        Position {
+            commit: u64::try_from(c).unwrap_or_default(),
+            sequence: u64::try_from(s).unwrap_or_default(),
+        } >= target
+    }))
 }
 
 fn uuid_suffix() -> String {

@@ -39,7 +39,10 @@ impl AccessError {
 }
 
 /// Succeeds when `tenant` is provisioned and active.
-pub async fn ensure_active(runner: &CommandRunner<PgEventLog>, tenant: TenantId) -> Result<(), AccessError> {
+pub async fn ensure_active(
+    runner: &CommandRunner<PgEventLog>,
+    tenant: TenantId,
+) -> Result<(), AccessError> {
     let stream = tenant::stream_id(tenant).map_err(anyhow::Error::from)?;
     let (_, events) = runner
         .load::<Tenant>(tenant, &stream)
