@@ -10,12 +10,13 @@ PG_SERVER = $(shell infra/postgres.sh)
 help: ## Lists the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-run: ## Starts the whole platform on this machine (http://127.0.0.1:8080)
+run: ## Starts the whole platform on this machine (http://127.0.0.1:8080; DEMO=0 skips the demo council)
 	@server="$(PG_SERVER)"; [ -n "$$server" ] || exit 1; \
 	url="$${DATABASE_URL:-$${server%/}/ventanilla}"; \
 	$(CARGO) build --quiet -p ventanilla && \
 	echo "Ventanilla: database $${url%%\?*}" && \
 	echo "Ventanilla: open http://$${VENTANILLA__HTTP__BIND:-127.0.0.1:8080}/  (health: /healthz, readiness: /readyz; Ctrl-C stops)" && \
+	{ [ "$${DEMO:-1}" = 0 ] || VENTANILLA__DATABASE__URL="$$url" target/debug/ventanilla demo; } && \
 	VENTANILLA__DATABASE__URL="$$url" exec target/debug/ventanilla serve
 
 migrate: ## Creates the database if missing and applies the migrations

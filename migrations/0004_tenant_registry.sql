@@ -3,7 +3,7 @@
 --
 -- tenant_registry: one row per tenant, written in that tenant's scope (its
 -- events live in its own streams). Row-level security shows a tenant its own
--- row, and shows every row to the operator scope — the platform's id, the nil
+-- row, and shows (only shows) every row to the operator scope — the platform's id, the nil
 -- UUID — which only operator code paths set. The slug index does not lead
 -- with tenant_id: finding a tenant by slug is the operator's and the portal's
 -- way in, before any tenant is known.
@@ -31,10 +31,12 @@ CREATE UNIQUE INDEX tenant_registry_slug ON tenant_registry (slug);
 
 ALTER TABLE tenant_registry ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenant_registry FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_or_operator ON tenant_registry
-    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid
-           OR NULLIF(current_setting('app.tenant_id', true), '')::uuid = '00000000-0000-0000-0000-000000000000')
+CREATE POLICY tenant_isolation ON tenant_registry
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+-- The operator scope reads every row, and changes none.
+CREATE POLICY operator_reads ON tenant_registry FOR SELECT
+    USING (NULLIF(current_setting('app.tenant_id', true), '')::uuid = '00000000-0000-0000-0000-000000000000');
 GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_registry TO ventanilla_app;
 
 CREATE TABLE plans (

@@ -439,3 +439,91 @@ async fn tenant_create_twice_fails_clearly_and_list_show_it() {
     });
     assert!(String::from_utf8_lossy(&show.stdout).contains("suspended (impago)"));
 }
+
+#[tokio::test]
+async fn demo_is_provisioned_once_and_plans_are_operator_data() {
+    let db = TestDb::new().await;
+    let demo = || {
+        let mut c = command(&db.admin_url);
+        c.arg("demo");
+        c
+    };
+    let first = run(demo());
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&db.admin)
+        .await
+        .unwrap();
+    let second = run(demo());
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("admin login: admin@demo.ventanilla.test")
+    );
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&db.admin)
+        .await
+        .unwrap();
+    assert_eq!(before, after, "a second demo run writes nothing");
+    let officials: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'directory.official_added'",
+    )
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    assert!(officials >= 3, "the demo council has officials");
+
+    let plan = |args: &[&str]| {
+        let mut c = command(&db.admin_url);
+        c.arg("plan").args(args);
+        run(c)
+    };
+    let define = plan(&[
+        "define",
+        "ciudad",
+        "--name",
+        "Ciudad",
+        "--agents",
+        "100",
+        "--channel-accounts",
+        "40",
+        "--tickets-per-month",
+        "200000",
+        "--api-requests-per-minute",
+        "6000",
+    ]);
+    assert!(
+        define.status.success(),
+        "{}",
+        String::from_utf8_lossy(&define.stderr)
+    );
+    let zero = plan(&[
+        "change",
+        "ciudad",
+        "--name",
+        "Ciudad",
+        "--agents",
+        "0",
+        "--channel-accounts",
+        "40",
+        "--tickets-per-month",
+        "200000",
+        "--api-requests-per-minute",
+        "6000",
+    ]);
+    assert!(!zero.status.success(), "a limit of 0 is refused");
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("agents"));
+    assert!(plan(&["retire", "ciudad"]).status.success());
+    let listed = String::from_utf8_lossy(&plan(&["list"]).stdout).to_string();
+    assert!(
+        listed.contains("ciudad") && listed.contains("retired") && listed.contains("municipio"),
+        "{listed}"
+    );
+}

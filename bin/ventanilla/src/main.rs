@@ -49,6 +49,14 @@ enum Command {
         #[command(subcommand)]
         command: Box<TenantCommand>,
     },
+    /// Operator tasks on the plans tenants are given.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// Provisions (once) the demo council `demo` with its organisation, and
+    /// prints its admin's login. For a development machine.
+    Demo,
     /// Read models.
     Projections {
         #[command(subcommand)]
@@ -121,6 +129,53 @@ enum TenantCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct PlanLimitsArgs {
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// Staff accounts allowed (agents).
+    #[arg(long)]
+    agents: u32,
+    /// Linked social or e-mail accounts allowed.
+    #[arg(long)]
+    channel_accounts: u32,
+    /// Tickets opened per calendar month.
+    #[arg(long)]
+    tickets_per_month: u32,
+    /// API requests per minute.
+    #[arg(long)]
+    api_requests_per_minute: u32,
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Lists the plans and their limits.
+    List,
+    /// Defines a new plan.
+    Define {
+        /// Its code (a-z, 0-9, '-', '_').
+        code: String,
+        #[command(flatten)]
+        limits: PlanLimitsArgs,
+        /// Not offered in public listings.
+        #[arg(long)]
+        private: bool,
+    },
+    /// Changes a plan's name and limits.
+    Change {
+        /// Its code.
+        code: String,
+        #[command(flatten)]
+        limits: PlanLimitsArgs,
+    },
+    /// Retires a plan: no new tenant gets it; tenants on it keep it.
+    Retire {
+        /// Its code.
+        code: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum ProjectionsCommand {
     /// Lists the projections and their checkpoints.
@@ -167,6 +222,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant { command } => {
             let platform = Platform::connect(&settings).await?;
             let result = tenant_command(&platform, *command).await;
+            platform.close().await;
+            result
+        }
+        Command::Plan { command } => {
+            let platform = Platform::connect(&settings).await?;
+            let result = plan_command(&platform, command).await;
+            platform.close().await;
+            result
+        }
+        Command::Demo => {
+            let platform = Platform::connect(&settings).await?;
+            let result = platform::demo(&platform, &settings).await;
             platform.close().await;
             result
         }
@@ -269,6 +336,70 @@ async fn tenant_command(platform: &Platform, command: TenantCommand) -> anyhow::
         TenantCommand::Plan { slug, plan } => {
             operator.change_plan(&slug, &plan).await?;
             println!("tenant {slug} moved to plan {plan}");
+        }
+    }
+    Ok(())
+}
+
+fn limits_of(args: &PlanLimitsArgs) -> ventanilla_tenants_domain::plan::PlanLimits {
+    ventanilla_tenants_domain::plan::PlanLimits {
+        agents: args.agents,
+        channel_accounts: args.channel_accounts,
+        tickets_per_month: args.tickets_per_month,
+        api_requests_per_minute: args.api_requests_per_minute,
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn plan_command(platform: &Platform, command: PlanCommand) -> anyhow::Result<()> {
+    let operator_id = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
+    let operator = ventanilla_tenants::operator::Operator::new(
+        std::sync::Arc::clone(&platform.log),
+        &operator_id,
+    );
+    match command {
+        PlanCommand::List => {
+            println!(
+                "{:<14} {:<24} {:>7} {:>9} {:>13} {:>9}  STATE",
+                "CODE", "NAME", "AGENTS", "CHANNELS", "TICKETS/MONTH", "API/MIN"
+            );
+            for p in operator.plans().await? {
+                let l = &p.plan.limits;
+                let state = match (p.retired, p.plan.public) {
+                    (true, _) => "retired",
+                    (false, true) => "public",
+                    (false, false) => "private",
+                };
+                println!(
+                    "{:<14} {:<24} {:>7} {:>9} {:>13} {:>9}  {state}",
+                    p.plan.code.as_str(),
+                    p.plan.name.as_str(),
+                    l.agents,
+                    l.channel_accounts,
+                    l.tickets_per_month,
+                    l.api_requests_per_minute
+                );
+            }
+        }
+        PlanCommand::Define {
+            code,
+            limits,
+            private,
+        } => {
+            operator
+                .define_plan(&code, &limits.name, limits_of(&limits), !private)
+                .await?;
+            println!("plan {code} defined");
+        }
+        PlanCommand::Change { code, limits } => {
+            operator
+                .change_plan_limits(&code, &limits.name, limits_of(&limits))
+                .await?;
+            println!("plan {code} changed");
+        }
+        PlanCommand::Retire { code } => {
+            operator.retire_plan(&code).await?;
+            println!("plan {code} retired");
         }
     }
     Ok(())

@@ -226,3 +226,69 @@ impl Module for ProjectionsModule {
         }))
     }
 }
+
+/// The demo council's slug.
+const DEMO_SLUG: &str = "demo";
+/// The demo council's first admin.
+const DEMO_ADMIN: &str = "admin@demo.ventanilla.test";
+
+/// Provisions, once, the demo council `demo` — with its first admin already
+/// activated, and departments, officials, topics, business hours and portal
+/// settings — and prints the admin's login. Running it again changes nothing
+/// (the organisation seed skips what exists). The password comes from
+/// `VENTANILLA_DEMO_PASSWORD` (default `ventanilla-demo`): this is for a
+/// development machine, never for a real install.
+#[allow(clippy::print_stdout)]
+pub async fn demo(platform: &Platform, _settings: &Settings) -> anyhow::Result<()> {
+    use ventanilla_tenants::operator::{Operator, OperatorError, ProvisionRequest};
+    use ventanilla_tenants::organisation::Organisation;
+    use ventanilla_tenants::staff::Staff;
+    use ventanilla_tenants_domain::staff::StaffId;
+
+    let password =
+        std::env::var("VENTANILLA_DEMO_PASSWORD").unwrap_or_else(|_| "ventanilla-demo".to_owned());
+    let operator = Operator::new(Arc::clone(&platform.log), "demo");
+    let staff = Staff::new(Arc::clone(&platform.log));
+    let (tenant, admin) = match operator.show(DEMO_SLUG).await {
+        Ok(existing) => {
+            let tenant = ventanilla_kernel::TenantId::from_uuid(existing.tenant_id);
+            let admin = staff
+                .list(tenant)
+                .await?
+                .into_iter()
+                .find(|m| m.email == DEMO_ADMIN && m.status == "active")
+                .map(|m| StaffId(m.staff_id))
+                .context("the demo council exists but its admin is not active; drop the database to start over")?;
+            (tenant, admin)
+        }
+        Err(OperatorError::UnknownTenant { .. }) => {
+            let done = operator
+                .provision(&ProvisionRequest {
+                    name: "Ayuntamiento de Villademo".into(),
+                    slug: DEMO_SLUG.into(),
+                    kind: "council".into(),
+                    plan: Some("municipio".into()),
+                    time_zone: Some("Europe/Madrid".into()),
+                    default_language: Some("es".into()),
+                    languages: vec!["es".into(), "gl".into(), "ca".into(), "eu".into()],
+                    admin_email: DEMO_ADMIN.into(),
+                    admin_name: Some("Administración de Villademo".into()),
+                    contact_email: Some("atencion@demo.ventanilla.test".into()),
+                })
+                .await?;
+            staff
+                .accept_invitation(done.tenant, done.admin, &done.invitation_code, &password)
+                .await?;
+            (done.tenant, done.admin)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Organisation::new(Arc::clone(&platform.log))
+        .seed_demo(tenant, admin)
+        .await?;
+    println!("Demo council \"{DEMO_SLUG}\" ready (tenant {tenant}).");
+    println!(
+        "  admin login: {DEMO_ADMIN} / {password}   (demo only; set VENTANILLA_DEMO_PASSWORD to change it, DEMO=0 to skip)"
+    );
+    Ok(())
+}

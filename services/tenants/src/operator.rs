@@ -20,9 +20,7 @@ use ventanilla_postgres::{PgEventLog, begin_for_tenant};
 use ventanilla_tenants_domain::plan::{
     self, PlanCatalogue, PlanCatalogueCommand, PlanCode, PlanError, Usage,
 };
-use ventanilla_tenants_domain::staff::{
-    self, Role, StaffCommand, StaffError, StaffId, StaffMember,
-};
+use ventanilla_tenants_domain::staff::{self, Role, StaffId};
 use ventanilla_tenants_domain::tenant::{
     self, ProvisionTenant, SlugClaim, SlugClaimCommand, SlugClaimError, Tenant, TenantCommand,
     TenantError, TenantKind,
@@ -30,10 +28,7 @@ use ventanilla_tenants_domain::tenant::{
 use ventanilla_tenants_domain::values::{Email, InvalidValue, Language, Name, Slug, TimeZone};
 
 use crate::registry::{self, TenantRegistry, TenantSummary};
-use crate::secrets;
-
-/// How long an admin invitation stays valid.
-pub const INVITATION_TTL_DAYS: i64 = 7;
+use crate::staff::{Staff, StaffServiceError};
 
 /// What `tenant create` asks for, as typed by the operator.
 #[derive(Debug, Clone, Default)]
@@ -99,9 +94,9 @@ pub enum OperatorError {
     /// The plan catalogue refused.
     #[error(transparent)]
     Plan(#[from] PlanError),
-    /// The staff member refused.
+    /// Inviting the first admin was refused.
     #[error(transparent)]
-    Staff(#[from] StaffError),
+    Staff(#[from] StaffServiceError),
     /// Others kept writing; try again.
     #[error("the record changed while the command ran; try again")]
     Conflict,
@@ -277,31 +272,24 @@ impl Operator {
             return Err(e.into());
         }
 
-        let admin = StaffId(Uuid::new_v4());
-        let (invitation_code, invitation) = secrets::new_token()?;
-        let expires_at = Utc::now() + chrono::Duration::days(INVITATION_TTL_DAYS);
-        self.runner
-            .execute::<StaffMember>(
-                &self.ctx(tenant),
-                &staff::stream_id(admin)?,
-                &StaffCommand::Invite {
-                    id: admin,
-                    email: admin_email,
-                    name: admin_name,
-                    role: Role::Admin,
-                    invitation,
-                    expires_at,
-                    invited_by: None,
-                },
+        // The first admin, invited by the platform itself (the staff
+        // service also claims the address within the tenant).
+        let invitation = Staff::new(Arc::clone(self.runner.log()))
+            .invite(
+                tenant,
+                None,
+                admin_email.as_str(),
+                admin_name.as_str(),
+                Role::Admin,
             )
             .await?;
         tracing::info!(tenant_id = %tenant, slug = %slug, "tenant provisioned");
         Ok(Provisioned {
             tenant,
             slug: slug.to_string(),
-            admin,
-            invitation_code,
-            invitation_expires_at: expires_at,
+            admin: invitation.staff,
+            invitation_code: invitation.invitation_code,
+            invitation_expires_at: invitation.expires_at,
         })
     }
 
@@ -410,9 +398,16 @@ impl Operator {
         let code = PlanCode::parse("plan", plan)?;
         let catalogue = self.install_default_plans().await?;
         let limits = catalogue.assignable(&code)?.limits;
-        // Usage is counted by the services that own it (staff, channels,
-        // tickets); until their read models exist it is reported as zero.
-        let usage = Usage::default();
+        // Usage is counted by the services that own it. Agents are counted
+        // here; linked channel accounts and tickets arrive with the social
+        // and tickets services and count as zero until then.
+        let tenant = self.tenant_of(slug).await?;
+        let usage = Usage {
+            agents: Staff::new(Arc::clone(self.runner.log()))
+                .agents_in_use(tenant)
+                .await?,
+            ..Usage::default()
+        };
         self.run(
             slug,
             TenantCommand::ChangePlan {
@@ -423,6 +418,77 @@ impl Operator {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// A plan as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanView {
+    /// The plan.
+    pub plan: plan::Plan,
+    /// Whether it can no longer be given to tenants.
+    pub retired: bool,
+}
+
+impl Operator {
+    async fn run_catalogue(&self, command: PlanCatalogueCommand) -> Result<(), OperatorError> {
+        self.install_default_plans().await?;
+        self.runner
+            .execute::<PlanCatalogue>(&self.ctx(plan::STREAM_OWNER), &plan::stream_id()?, &command)
+            .await?;
+        Ok(())
+    }
+
+    /// Every plan, the shipped defaults included.
+    pub async fn plans(&self) -> Result<Vec<PlanView>, OperatorError> {
+        let catalogue = self.install_default_plans().await?;
+        Ok(catalogue
+            .list()
+            .map(|(plan, retired)| PlanView {
+                plan: plan.clone(),
+                retired,
+            })
+            .collect())
+    }
+
+    /// Defines a new plan (`public`: offered to new tenants in listings).
+    pub async fn define_plan(
+        &self,
+        code: &str,
+        name: &str,
+        limits: plan::PlanLimits,
+        public: bool,
+    ) -> Result<(), OperatorError> {
+        let plan = plan::Plan {
+            code: PlanCode::parse("code", code)?,
+            name: Name::parse("name", name, plan::PLAN_NAME_MAX)?,
+            limits,
+            public,
+        };
+        self.run_catalogue(PlanCatalogueCommand::Define(plan)).await
+    }
+
+    /// Changes a plan's name and limits; tenants on it get the new limits.
+    pub async fn change_plan_limits(
+        &self,
+        code: &str,
+        name: &str,
+        limits: plan::PlanLimits,
+    ) -> Result<(), OperatorError> {
+        self.run_catalogue(PlanCatalogueCommand::Change {
+            code: PlanCode::parse("code", code)?,
+            name: Name::parse("name", name, plan::PLAN_NAME_MAX)?,
+            limits,
+        })
+        .await
+    }
+
+    /// Retires a plan: no new tenant gets it; tenants on it keep it.
+    pub async fn retire_plan(&self, code: &str) -> Result<(), OperatorError> {
+        self.run_catalogue(PlanCatalogueCommand::Retire {
+            code: PlanCode::parse("code", code)?,
+        })
+        .await
     }
 }
 

@@ -56,8 +56,10 @@ use ventanilla_tenants_domain::tenant::{self, Tenant, TenantError};
 use ventanilla_tenants_domain::values::{Email, InvalidValue, Name};
 
 use crate::access::{self, AccessError};
-use crate::operator::INVITATION_TTL_DAYS;
 use crate::secrets;
+
+/// How long an invitation stays valid, in days.
+pub const INVITATION_TTL_DAYS: i64 = 7;
 
 /// How long a session lasts after login.
 pub const SESSION_TTL_HOURS: i64 = 12;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod api_keys;
+mod isolation;
 mod organisation;
 mod staff;
 
@@ -239,6 +240,20 @@ async fn the_registry_shows_a_tenant_only_its_own_row() {
         "a tenant cannot change the catalogue"
     );
     tx.rollback().await.unwrap();
+
+    let mut operator_scope = begin_for_tenant(&db.app, ventanilla_kernel::TenantId::PLATFORM)
+        .await
+        .unwrap();
+    let deleted = sqlx::query("DELETE FROM tenant_registry")
+        .execute(&mut *operator_scope)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(
+        deleted, 0,
+        "the operator scope reads every row but changes none"
+    );
+    operator_scope.rollback().await.unwrap();
 
     let none: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_registry")
         .fetch_one(&db.app)
