@@ -10,9 +10,10 @@
 //!   keys; [`organisation`]: departments, officials, topics, business hours
 //!   and portal settings.
 //!
-//! The domain (deciders) is the `ventanilla-tenants-domain` crate. Staff
-//! login, API keys, the organisation's read models and the GraphQL surface
-//! are still to come (issue #3 continues; #8).
+//! The domain (deciders) is the `ventanilla-tenants-domain` crate. Each
+//! service here takes the tenant as an argument: the gateway (issue #8)
+//! passes the authenticated principal's tenant, never one from user input.
+//! The GraphQL surface of all this comes with the gateway issue.
 
 use std::sync::Arc;
 
