@@ -32,6 +32,30 @@ pub struct UpcastError {
     pub reason: String,
 }
 
+/// Reads a stored event's data into its payload type, when it was written at
+/// schema version `current` — the common case of [`DomainEvent::from_stored`]
+/// for a type that has never changed shape. An older or newer version is
+/// refused (an upcaster for it belongs to the event's module), and so is data
+/// that does not fit the type.
+pub fn decode_payload<T: serde::de::DeserializeOwned>(
+    event_type: &str,
+    schema_version: u16,
+    current: u16,
+    data: &Value,
+) -> Result<T, UpcastError> {
+    let fail = |reason: String| UpcastError {
+        event_type: event_type.to_owned(),
+        schema_version,
+        reason,
+    };
+    if schema_version != current {
+        return Err(fail(format!(
+            "unknown schema version {schema_version} (this code reads version {current})"
+        )));
+    }
+    T::deserialize(data).map_err(|e| fail(e.to_string()))
+}
+
 /// A domain event: knows its type name and schema version, and how to be
 /// written as JSON and read back from any stored version (upcasting old ones).
 pub trait DomainEvent: Sized + Send + Sync {

@@ -298,23 +298,13 @@ const TOPIC_ADDED: &str = "directory.topic_added";
 const TOPIC_RENAMED: &str = "directory.topic_renamed";
 const TOPIC_REMOVED: &str = "directory.topic_removed";
 
+/// Reads a stored payload of schema version 1.
 fn payload<T: DeserializeOwned>(
     event_type: &str,
     schema_version: u16,
     data: &Value,
 ) -> Result<T, UpcastError> {
-    if schema_version != 1 {
-        return Err(UpcastError {
-            event_type: event_type.to_owned(),
-            schema_version,
-            reason: "unknown schema version".to_owned(),
-        });
-    }
-    serde_json::from_value(data.clone()).map_err(|e| UpcastError {
-        event_type: event_type.to_owned(),
-        schema_version,
-        reason: e.to_string(),
-    })
+    ventanilla_eventlog::decode_payload(event_type, schema_version, 1, data)
 }
 
 impl DomainEvent for DirectoryEvent {

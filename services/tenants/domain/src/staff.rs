@@ -458,17 +458,7 @@ fn payload<T: DeserializeOwned>(
     schema_version: u16,
     data: &Value,
 ) -> Result<T, UpcastError> {
-    let fail = |reason: String| UpcastError {
-        event_type: event_type.to_owned(),
-        schema_version,
-        reason,
-    };
-    if schema_version != 1 {
-        return Err(fail(format!(
-            "unknown schema version {schema_version} (this code reads version 1)"
-        )));
-    }
-    serde_json::from_value(data.clone()).map_err(|e| fail(e.to_string()))
+    ventanilla_eventlog::decode_payload(event_type, schema_version, 1, data)
 }
 
 impl DomainEvent for StaffEvent {

@@ -458,23 +458,13 @@ const CLOSED: &str = "tenant.closed";
 const SLUG_CLAIMED: &str = "slug.claimed";
 const SLUG_RELEASED: &str = "slug.released";
 
+/// Reads a stored payload of schema version 1.
 fn decode<T: DeserializeOwned>(
     event_type: &str,
     schema_version: u16,
     data: &Value,
 ) -> Result<T, UpcastError> {
-    if schema_version != 1 {
-        return Err(UpcastError {
-            event_type: event_type.to_owned(),
-            schema_version,
-            reason: "unknown schema version".to_owned(),
-        });
-    }
-    serde_json::from_value(data.clone()).map_err(|e| UpcastError {
-        event_type: event_type.to_owned(),
-        schema_version,
-        reason: e.to_string(),
-    })
+    ventanilla_eventlog::decode_payload(event_type, schema_version, 1, data)
 }
 
 fn unknown(event_type: &str, schema_version: u16, what: &str) -> UpcastError {
