@@ -6,6 +6,7 @@
 
 mod actor;
 mod id;
+mod newtype;
 mod stream;
 mod trace;
 

@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 use ventanilla_eventlog::{Decider, DomainEvent, UpcastError};
 use ventanilla_kernel::{StreamId, StreamIdError};
 
@@ -35,22 +34,10 @@ pub fn stream_id(id: ApiKeyId) -> Result<StreamId, StreamIdError> {
     StreamId::for_aggregate("apikey", id.0)
 }
 
-/// Identifies an API key within the platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ApiKeyId(pub Uuid);
-
-impl fmt::Display for ApiKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl From<Uuid> for ApiKeyId {
-    fn from(id: Uuid) -> Self {
-        Self(id)
-    }
-}
+ventanilla_kernel::uuid_newtype!(
+    /// Identifies an API key within the platform.
+    ApiKeyId
+);
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -421,6 +408,7 @@ impl Decider for ApiKey {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone};
+    use uuid::Uuid;
     use ventanilla_eventlog::testing::given;
 
     /// The default instant of `given`: 2026-01-15 10:00 UTC.

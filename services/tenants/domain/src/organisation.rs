@@ -9,7 +9,6 @@
 //! travel inside the commands, and names arrive already parsed as [`Name`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -40,36 +39,15 @@ pub fn stream_id() -> Result<StreamId, StreamIdError> {
     StreamId::parse("directory")
 }
 
-macro_rules! entity_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub Uuid);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl From<Uuid> for $name {
-            fn from(uuid: Uuid) -> Self {
-                Self(uuid)
-            }
-        }
-    };
-}
-
-entity_id!(
+ventanilla_kernel::uuid_newtype!(
     /// A department of the tenant (e.g. "Urbanismo").
     DepartmentId
 );
-entity_id!(
+ventanilla_kernel::uuid_newtype!(
     /// An official: a person or office a citizen can address a question to.
     OfficialId
 );
-entity_id!(
+ventanilla_kernel::uuid_newtype!(
     /// A topic a citizen can subscribe to.
     TopicId
 );

@@ -32,7 +32,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 use ventanilla_eventlog::{Decider, DomainEvent, UpcastError};
 use ventanilla_kernel::{StreamId, StreamIdError};
 
@@ -56,39 +55,15 @@ pub fn stream_id(id: StaffId) -> Result<StreamId, StreamIdError> {
     StreamId::for_aggregate("staff", id.0)
 }
 
-/// Identifies a staff member within the platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StaffId(pub Uuid);
+ventanilla_kernel::uuid_newtype!(
+    /// Identifies a staff member within the platform.
+    StaffId
+);
 
-impl fmt::Display for StaffId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl From<Uuid> for StaffId {
-    fn from(id: Uuid) -> Self {
-        Self(id)
-    }
-}
-
-/// Identifies one login session of a staff member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SessionId(pub Uuid);
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl From<Uuid> for SessionId {
-    fn from(id: Uuid) -> Self {
-        Self(id)
-    }
-}
+ventanilla_kernel::uuid_newtype!(
+    /// Identifies one login session of a staff member.
+    SessionId
+);
 
 /// What a staff member may do in the tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -980,6 +955,7 @@ fn end_all(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use uuid::Uuid;
     use ventanilla_eventlog::testing::given;
 
     /// The default instant of `given`: 2026-01-15 10:00 UTC.

@@ -46,8 +46,9 @@ use ventanilla_kernel::{StreamId, StreamIdError};
 
 use crate::values::{
     Addressee, AgentId, Body, Channel, Contact, DepartmentId, InvalidValue, Kind, OfficialId,
-    Priority, Reference, Subject, Tag, Text, TrackingTokenHash, uuid_newtype,
+    Priority, Reference, Subject, Tag, Text, TrackingTokenHash,
 };
+use ventanilla_kernel::uuid_newtype;
 
 /// The most tags a ticket can have.
 pub const MAX_TAGS: usize = 20;

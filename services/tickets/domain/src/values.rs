@@ -54,40 +54,7 @@ impl InvalidValue {
     }
 }
 
-/// Defines an identifier: a UUID newtype, serialised as the bare UUID.
-macro_rules! uuid_newtype {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(
-            Debug,
-            Clone,
-            Copy,
-            PartialEq,
-            Eq,
-            Hash,
-            PartialOrd,
-            Ord,
-            ::serde::Serialize,
-            ::serde::Deserialize,
-        )]
-        #[serde(transparent)]
-        pub struct $name(pub ::uuid::Uuid);
-
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl From<::uuid::Uuid> for $name {
-            fn from(id: ::uuid::Uuid) -> Self {
-                Self(id)
-            }
-        }
-    };
-}
-
-pub(crate) use uuid_newtype;
+use ventanilla_kernel::uuid_newtype;
 
 uuid_newtype!(
     /// A member of the tenant's staff who works tickets (the tenants
