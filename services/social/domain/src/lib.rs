@@ -5,4 +5,7 @@
 //! crate (`make check-deps` proves it with `cargo tree`), reads no clock and
 //! draws no random ids — commands carry `now` and new ids.
 //!
-//! Empty until issue #6 and #7 brings the service's business.
+//! Until issue #6 brings the service's business, it holds the contract its
+//! readers depend on: [`inbound`], the `social.message_received` event.
+
+pub mod inbound;

@@ -8,7 +8,11 @@
 //! - [`ticket`]: the [`ticket::Ticket`] aggregate, stream `ticket-<uuid>` in
 //!   the tenant: a citizen's question or suggestion, its conversation, its
 //!   workflow (new → open → waiting on the citizen → resolved → closed, with
-//!   reopening), assignment, tags, priority, internal notes and merging.
+//!   reopening), assignment, tags, priority, internal notes and merging,
+//!   and its response-time clocks (due instants set by the service, breaches
+//!   recorded when a timer finds a clock overdue).
+//! - [`service_levels`]: a tenant's response-time targets and reopening
+//!   window, stream `ticket-settings`.
 //!
 //! Pure by construction: this crate depends on no database, HTTP or GraphQL
 //! crate (`make check-deps` proves it with `cargo tree`), reads no clock and
@@ -20,5 +24,6 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod service_levels;
 pub mod ticket;
 pub mod values;

@@ -177,6 +177,26 @@ impl DeliveryOutcome {
     }
 }
 
+/// A response-time clock of a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    /// From opening to the first reply.
+    FirstResponse,
+    /// From opening (or reopening) to resolution.
+    Resolution,
+}
+
+impl Clock {
+    /// The clock's name as stored and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::FirstResponse => "first_response",
+            Clock::Resolution => "resolution",
+        }
+    }
+}
+
 /// Who a ticket is assigned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -226,6 +246,11 @@ pub struct OpenTicket {
     /// with [`TicketError::OfficialNotAcceptingQuestions`]). Ignored for the
     /// other kinds.
     pub addressee_accepts: Option<bool>,
+    /// When the first response falls due (the service computes it from the
+    /// tenant's target and business hours); `None`: no clock.
+    pub first_response_due: Option<DateTime<Utc>>,
+    /// When the resolution falls due; `None`: no clock.
+    pub resolution_due: Option<DateTime<Utc>>,
 }
 
 /// What can be asked of a ticket. Every command but `Open` is refused with
@@ -257,6 +282,9 @@ pub enum TicketCommand {
         /// How long after its resolution a message reopens the ticket (the
         /// tenant's setting).
         reopen_window: Duration,
+        /// When the resolution falls due if this message reopens the ticket
+        /// (the service computes it from now); recorded only then.
+        resolution_due_on_reopen: Option<DateTime<Utc>>,
     },
     /// Sends a reply to the citizen, refused on a closed ticket. The first
     /// reply is the ticket's first response. On `new`, `open` and
@@ -276,6 +304,29 @@ pub enum TicketCommand {
         channel: Option<Channel>,
         /// Whether the agent asked the citizen something and waits.
         wait_for_citizen: bool,
+        /// The business time from the ticket's opening to now, measured by
+        /// the service on the tenant's schedule. Recorded on the first reply
+        /// (the first response time of the presence figures); ignored on the
+        /// others. `None` when the service could not measure it.
+        business_time_since_opened: Option<Duration>,
+    },
+    /// Sets when the response-time clocks fall due (computed by the service
+    /// from the tenant's targets and business hours). `None` stops a clock.
+    /// A no-op when both are already so; refused on a closed ticket.
+    SetDue {
+        /// When the first response is due.
+        first_response: Option<DateTime<Utc>>,
+        /// When the resolution is due.
+        resolution: Option<DateTime<Utc>>,
+    },
+    /// Records that a response-time clock is past its due instant (the
+    /// service's timer asks). A no-op when the clock has stopped (the first
+    /// response was given; the ticket was resolved, closed or merged), is not
+    /// due yet at `now`, or its breach of this due instant is recorded: the
+    /// timer may ask twice or late.
+    RecordBreach {
+        /// Which clock.
+        clock: Clock,
     },
     /// Records how the delivery of a reply went. Repeating the outcome the
     /// message already has is a no-op; any other outcome is recorded (a
@@ -428,6 +479,33 @@ pub struct Replied {
     /// channel, so the reply threads under it.
     pub in_reply_to_platform_id: Option<String>,
     /// When.
+    pub at: DateTime<Utc>,
+    /// On the ticket's first reply, the business time since it was opened,
+    /// in seconds (the first response time of the presence figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_response_business_secs: Option<i64>,
+}
+
+/// The response-time clocks' due instants were set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DueSet {
+    /// When the first response is due (`None`: no clock).
+    pub first_response: Option<DateTime<Utc>>,
+    /// When the resolution is due (`None`: no clock).
+    pub resolution: Option<DateTime<Utc>>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A response-time clock passed its due instant with the ticket unanswered
+/// (first response) or unresolved (resolution).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaBreached {
+    /// Which clock.
+    pub clock: Clock,
+    /// The instant it was due.
+    pub due: DateTime<Utc>,
+    /// When the breach was recorded.
     pub at: DateTime<Utc>,
 }
 
@@ -586,6 +664,10 @@ pub enum TicketEvent {
     MergedFrom(MergedFrom),
     /// `ticket.status_changed`
     StatusChanged(StatusChanged),
+    /// `ticket.due_set`
+    DueSet(DueSet),
+    /// `ticket.sla_breached`
+    SlaBreached(SlaBreached),
 }
 
 const OPENED: &str = "ticket.opened";
@@ -602,6 +684,8 @@ const CLOSED: &str = "ticket.closed";
 const MERGED_INTO: &str = "ticket.merged_into";
 const MERGED_FROM: &str = "ticket.merged_from";
 const STATUS_CHANGED: &str = "ticket.status_changed";
+const DUE_SET: &str = "ticket.due_set";
+const SLA_BREACHED: &str = "ticket.sla_breached";
 
 /// Reads a stored payload of schema version 1.
 fn decode<T: DeserializeOwned>(
@@ -629,6 +713,8 @@ impl DomainEvent for TicketEvent {
             TicketEvent::MergedInto(_) => MERGED_INTO,
             TicketEvent::MergedFrom(_) => MERGED_FROM,
             TicketEvent::StatusChanged(_) => STATUS_CHANGED,
+            TicketEvent::DueSet(_) => DUE_SET,
+            TicketEvent::SlaBreached(_) => SLA_BREACHED,
         }
     }
 
@@ -648,6 +734,8 @@ impl DomainEvent for TicketEvent {
             TicketEvent::MergedInto(e) => serde_json::to_value(e),
             TicketEvent::MergedFrom(e) => serde_json::to_value(e),
             TicketEvent::StatusChanged(e) => serde_json::to_value(e),
+            TicketEvent::DueSet(e) => serde_json::to_value(e),
+            TicketEvent::SlaBreached(e) => serde_json::to_value(e),
         }
         .unwrap_or_default()
     }
@@ -673,6 +761,8 @@ impl DomainEvent for TicketEvent {
             MERGED_INTO => Self::MergedInto(decode(t, v, d)?),
             MERGED_FROM => Self::MergedFrom(decode(t, v, d)?),
             STATUS_CHANGED => Self::StatusChanged(decode(t, v, d)?),
+            DUE_SET => Self::DueSet(decode(t, v, d)?),
+            SLA_BREACHED => Self::SlaBreached(decode(t, v, d)?),
             other => {
                 return Err(UpcastError {
                     event_type: other.to_owned(),
@@ -839,6 +929,12 @@ pub struct TicketDetails {
     pub merged_into: Option<TicketId>,
     /// The duplicates merged into it.
     pub merged_from: Vec<TicketId>,
+    /// When the first response is due, while that clock runs.
+    pub first_response_due: Option<DateTime<Utc>>,
+    /// When the resolution is due, while that clock runs.
+    pub resolution_due: Option<DateTime<Utc>>,
+    /// The breaches recorded: each clock with the instant it was due.
+    pub breaches: Vec<(Clock, DateTime<Utc>)>,
 }
 
 impl TicketDetails {
@@ -972,7 +1068,7 @@ fn open(
             _ => {}
         }
     }
-    Ok(vec![
+    let mut events = vec![
         TicketEvent::Opened(Opened {
             id: o.id,
             reference: o.reference.clone(),
@@ -992,7 +1088,15 @@ fn open(
             platform_id: o.platform_id.clone(),
             at: now,
         }),
-    ])
+    ];
+    if o.first_response_due.is_some() || o.resolution_due.is_some() {
+        events.push(TicketEvent::DueSet(DueSet {
+            first_response: o.first_response_due,
+            resolution: o.resolution_due,
+            at: now,
+        }));
+    }
+    Ok(events)
 }
 
 fn decide_on(
@@ -1009,6 +1113,7 @@ fn decide_on(
             body,
             platform_id,
             reopen_window,
+            resolution_due_on_reopen,
         } => {
             if t.message(*message_id).is_some() {
                 return Ok(vec![]);
@@ -1039,11 +1144,19 @@ fn decide_on(
                     if !within {
                         return Err(start_new());
                     }
-                    Ok(vec![
+                    let mut events = vec![
                         received,
                         status_changed(Status::Resolved, Status::Reopened, now),
                         status_changed(Status::Reopened, Status::Open, now),
-                    ])
+                    ];
+                    if resolution_due_on_reopen.is_some() {
+                        events.push(TicketEvent::DueSet(DueSet {
+                            first_response: t.first_response_due,
+                            resolution: *resolution_due_on_reopen,
+                            at: now,
+                        }));
+                    }
+                    Ok(events)
                 }
                 Status::Closed => Err(start_new()),
             }
@@ -1055,6 +1168,7 @@ fn decide_on(
             body,
             channel,
             wait_for_citizen,
+            business_time_since_opened,
         } => {
             if t.message(*message_id).is_some() {
                 return Ok(vec![]);
@@ -1075,6 +1189,11 @@ fn decide_on(
                 subject: t.subject.clone(),
                 in_reply_to_platform_id: t.last_inbound_platform_id(channel).map(str::to_owned),
                 at: now,
+                first_response_business_secs: if t.first_response_at.is_none() {
+                    business_time_since_opened.map(|d| d.num_seconds().max(0))
+                } else {
+                    None
+                },
             })];
             let to = if *wait_for_citizen {
                 Status::WaitingOnCitizen
@@ -1089,6 +1208,45 @@ fn decide_on(
                 events.push(status_changed(t.status, to, now));
             }
             Ok(events)
+        }
+
+        TicketCommand::SetDue {
+            first_response,
+            resolution,
+        } => {
+            t.changeable()?;
+            if t.first_response_due == *first_response && t.resolution_due == *resolution {
+                return Ok(vec![]);
+            }
+            Ok(vec![TicketEvent::DueSet(DueSet {
+                first_response: *first_response,
+                resolution: *resolution,
+                at: now,
+            })])
+        }
+
+        TicketCommand::RecordBreach { clock } => {
+            let running = t.merged_into.is_none()
+                && match clock {
+                    Clock::FirstResponse => {
+                        t.first_response_at.is_none() && t.status != Status::Closed
+                    }
+                    Clock::Resolution => !matches!(t.status, Status::Resolved | Status::Closed),
+                };
+            let due = match clock {
+                Clock::FirstResponse => t.first_response_due,
+                Clock::Resolution => t.resolution_due,
+            };
+            match due {
+                Some(due) if running && due <= now && !t.breaches.contains(&(*clock, due)) => {
+                    Ok(vec![TicketEvent::SlaBreached(SlaBreached {
+                        clock: *clock,
+                        due,
+                        at: now,
+                    })])
+                }
+                _ => Ok(vec![]),
+            }
         }
 
         TicketCommand::RecordDelivery {
@@ -1316,6 +1474,9 @@ impl Decider for Ticket {
                 closed_at: None,
                 merged_into: None,
                 merged_from: Vec::new(),
+                first_response_due: None,
+                resolution_due: None,
+                breaches: Vec::new(),
             });
             return state;
         }
@@ -1341,8 +1502,16 @@ impl Decider for Ticket {
                     delivery: Some(DeliveryState::Pending),
                     at: e.at,
                 });
-                t.first_response_at.get_or_insert(e.at);
+                if t.first_response_at.is_none() {
+                    t.first_response_at = Some(e.at);
+                    t.first_response_due = None;
+                }
             }
+            TicketEvent::DueSet(e) => {
+                t.first_response_due = e.first_response;
+                t.resolution_due = e.resolution;
+            }
+            TicketEvent::SlaBreached(e) => t.breaches.push((e.clock, e.due)),
             TicketEvent::DeliveryRecorded(e) => {
                 if let Some(m) = t.messages.iter_mut().find(|m| m.id == e.message_id) {
                     m.delivery = Some(e.outcome.state());
@@ -1371,9 +1540,16 @@ impl Decider for Ticket {
             TicketEvent::StatusChanged(e) => {
                 t.status = e.to;
                 match e.to {
-                    Status::Resolved => t.resolved_at = Some(e.at),
+                    Status::Resolved => {
+                        t.resolved_at = Some(e.at);
+                        t.resolution_due = None;
+                    }
                     Status::Reopened => t.resolved_at = None,
-                    Status::Closed => t.closed_at = Some(e.at),
+                    Status::Closed => {
+                        t.closed_at = Some(e.at);
+                        t.first_response_due = None;
+                        t.resolution_due = None;
+                    }
                     Status::New | Status::Open | Status::WaitingOnCitizen => {}
                 }
             }
@@ -1481,6 +1657,8 @@ mod tests {
             tracking: tracking(),
             notify_citizen: true,
             addressee_accepts: None,
+            first_response_due: None,
+            resolution_due: None,
         }
     }
 
@@ -1547,6 +1725,7 @@ mod tests {
             subject: subject(),
             in_reply_to_platform_id: in_reply_to.map(str::to_owned),
             at,
+            first_response_business_secs: None,
         })
     }
 
@@ -1557,6 +1736,7 @@ mod tests {
             body: body("Gracias, avisamos al servicio de alumbrado."),
             channel,
             wait_for_citizen: wait,
+            business_time_since_opened: None,
         }
     }
 
@@ -1567,6 +1747,7 @@ mod tests {
             body: body("Sigue fundida."),
             platform_id: Some(format!("<m{}@correo.es>", id.0.as_u128())),
             reopen_window: window,
+            resolution_due_on_reopen: None,
         }
     }
 
@@ -2080,6 +2261,7 @@ mod tests {
             body: raw(""),
             platform_id: None,
             reopen_window: WEEK,
+            resolution_due_on_reopen: None,
         };
         given::<Ticket>(history(Status::Open))
             .when(&bad_body)
@@ -2096,6 +2278,7 @@ mod tests {
                     body: body("Hola"),
                     platform_id: Some(platform_id),
                     reopen_window: WEEK,
+                    resolution_due_on_reopen: None,
                 })
                 .then_error(|e| matches!(e, TicketError::Invalid(v) if v.field == "platform_id"));
         }
@@ -2265,6 +2448,7 @@ mod tests {
                     body: bad,
                     channel: None,
                     wait_for_citizen: false,
+                    business_time_since_opened: None,
                 })
                 .then_error(|e| matches!(e, TicketError::Invalid(v) if v.field == "body"));
         }
@@ -2978,5 +3162,201 @@ mod tests {
             assert!(m.starts_with(|c: char| c.is_lowercase()), "{m}");
             assert!(!m.ends_with('.'), "{m}");
         }
+    }
+
+    // --- Response-time clocks ---
+
+    fn due_cmd(first: Option<DateTime<Utc>>, resolution: Option<DateTime<Utc>>) -> TicketCommand {
+        TicketCommand::SetDue {
+            first_response: first,
+            resolution,
+        }
+    }
+
+    fn due_set(first: Option<DateTime<Utc>>, resolution: Option<DateTime<Utc>>) -> TicketEvent {
+        TicketEvent::DueSet(DueSet {
+            first_response: first,
+            resolution,
+            at: now(),
+        })
+    }
+
+    fn breached(clock: Clock, due: DateTime<Utc>) -> TicketEvent {
+        TicketEvent::SlaBreached(SlaBreached {
+            clock,
+            due,
+            at: now(),
+        })
+    }
+
+    #[test]
+    fn due_instants_are_set_once_and_refused_on_closed_tickets() {
+        let (f, r) = (now() + Duration::hours(4), now() + Duration::days(5));
+        given::<Ticket>(history(Status::New))
+            .when(&due_cmd(Some(f), Some(r)))
+            .then(vec![due_set(Some(f), Some(r))]);
+        given::<Ticket>(with(history(Status::New), [due_set(Some(f), Some(r))]))
+            .when(&due_cmd(Some(f), Some(r)))
+            .then(vec![]);
+        given::<Ticket>(history(Status::Closed))
+            .when(&due_cmd(Some(f), None))
+            .then_error(|e| matches!(e, TicketError::Closed));
+        given::<Ticket>(vec![])
+            .when(&due_cmd(Some(f), None))
+            .then_error(|e| matches!(e, TicketError::NotOpened));
+    }
+
+    #[test]
+    fn an_overdue_running_clock_is_breached_once() {
+        let due = now() - Duration::minutes(5);
+        let h = with(history(Status::New), [due_set(Some(due), Some(due))]);
+        given::<Ticket>(h.clone())
+            .when(&TicketCommand::RecordBreach {
+                clock: Clock::FirstResponse,
+            })
+            .then(vec![breached(Clock::FirstResponse, due)]);
+        given::<Ticket>(with(h.clone(), [breached(Clock::FirstResponse, due)]))
+            .when(&TicketCommand::RecordBreach {
+                clock: Clock::FirstResponse,
+            })
+            .then(vec![]);
+        given::<Ticket>(h)
+            .when(&TicketCommand::RecordBreach {
+                clock: Clock::Resolution,
+            })
+            .then(vec![breached(Clock::Resolution, due)]);
+    }
+
+    #[test]
+    fn a_clock_not_due_or_stopped_is_not_breached() {
+        let later = now() + Duration::minutes(5);
+        given::<Ticket>(with(history(Status::New), [due_set(Some(later), None)]))
+            .when(&TicketCommand::RecordBreach {
+                clock: Clock::FirstResponse,
+            })
+            .then(vec![]);
+        // Answered: the first-response clock stopped (and its due is cleared).
+        let past = now() - Duration::hours(30);
+        let answered = {
+            let mut h = history(Status::New);
+            h.insert(2, due_set(Some(past), Some(past)));
+            h.extend([replied(
+                msg(9),
+                Channel::Email,
+                None,
+                now() - Duration::hours(1),
+            )]);
+            h
+        };
+        assert_eq!(state_after(&answered).first_response_due, None);
+        given::<Ticket>(answered.clone())
+            .when(&TicketCommand::RecordBreach {
+                clock: Clock::FirstResponse,
+            })
+            .then(vec![]);
+        // Resolved: the resolution clock stopped.
+        let mut resolved = history(Status::Resolved);
+        resolved.insert(2, due_set(None, Some(past)));
+        assert_eq!(state_after(&resolved).resolution_due, None);
+        given::<Ticket>(resolved)
+            .when(&TicketCommand::RecordBreach {
+                clock: Clock::Resolution,
+            })
+            .then(vec![]);
+        // No clock at all.
+        given::<Ticket>(history(Status::Open))
+            .when(&TicketCommand::RecordBreach {
+                clock: Clock::Resolution,
+            })
+            .then(vec![]);
+    }
+
+    #[test]
+    fn the_first_reply_records_the_business_time_to_answer_and_later_ones_do_not() {
+        let cmd = |id| TicketCommand::Reply {
+            message_id: id,
+            by: agent(),
+            body: body("Gracias, avisamos al servicio de alumbrado."),
+            channel: None,
+            wait_for_citizen: false,
+            business_time_since_opened: Some(Duration::minutes(90)),
+        };
+        let events = given::<Ticket>(history(Status::New))
+            .when(&cmd(msg(2)))
+            .into_result()
+            .unwrap();
+        let TicketEvent::Replied(first) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(first.first_response_business_secs, Some(5400));
+        let events = given::<Ticket>(history(Status::Open))
+            .when(&cmd(msg(3)))
+            .into_result()
+            .unwrap();
+        let TicketEvent::Replied(later) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(later.first_response_business_secs, None);
+        // Stored and read back; an old payload without the field reads as None.
+        let data = events[0].to_data();
+        assert!(data.get("first_response_business_secs").is_none());
+        let back = TicketEvent::from_stored("ticket.replied", 1, &data).unwrap();
+        assert_eq!(back, events[0]);
+    }
+
+    #[test]
+    fn clock_events_round_trip_through_storage() {
+        for e in [
+            due_set(Some(now()), None),
+            breached(Clock::Resolution, now()),
+        ] {
+            let back = TicketEvent::from_stored(e.event_type(), 1, &e.to_data()).unwrap();
+            assert_eq!(back, e);
+        }
+        assert_eq!(Clock::FirstResponse.as_str(), "first_response");
+        assert_eq!(
+            serde_json::to_value(Clock::Resolution).unwrap(),
+            Clock::Resolution.as_str()
+        );
+    }
+
+    #[test]
+    fn opening_and_reopening_start_the_clocks_the_service_computed() {
+        let (f, r) = (now() + Duration::hours(4), now() + Duration::days(5));
+        let mut o = open_cmd();
+        o.first_response_due = Some(f);
+        o.resolution_due = Some(r);
+        let mut expected = opened_events(&o, None, now());
+        expected.push(due_set(Some(f), Some(r)));
+        given::<Ticket>(vec![])
+            .when(&TicketCommand::Open(Box::new(o)))
+            .then(expected);
+
+        let again = now() + Duration::days(2);
+        let TicketCommand::ReceiveMessage {
+            message_id,
+            channel,
+            body,
+            platform_id,
+            reopen_window,
+            ..
+        } = receive_cmd(msg(30), Duration::days(7))
+        else {
+            unreachable!()
+        };
+        let events = given::<Ticket>(history(Status::Resolved))
+            .when(&TicketCommand::ReceiveMessage {
+                message_id,
+                channel,
+                body,
+                platform_id,
+                reopen_window,
+                resolution_due_on_reopen: Some(again),
+            })
+            .into_result()
+            .unwrap();
+        assert_eq!(events.last(), Some(&due_set(None, Some(again))));
+        let t = state_after(&with(history(Status::Resolved), events));
+        assert_eq!((t.status, t.resolution_due), (Status::Open, Some(again)));
     }
 }

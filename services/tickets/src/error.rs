@@ -1,0 +1,145 @@
+//! Why a request to the tickets service was refused, with the stable code
+//! the API reports ([`TicketsError::code`]). Messages say what to fix.
+
+use ventanilla_eventlog::CommandError;
+use ventanilla_tickets_domain::service_levels::ServiceLevelsError;
+use ventanilla_tickets_domain::ticket::TicketError;
+use ventanilla_tickets_domain::values::InvalidValue;
+
+/// Why a request was refused. Nothing is written when it is.
+#[derive(Debug, thiserror::Error)]
+pub enum TicketsError {
+    /// Malformed input; names the field (`VALIDATION`).
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
+    /// The caller may not do this (`FORBIDDEN`).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The tenant is suspended (`TENANT_SUSPENDED`).
+    #[error("this organisation's account is suspended ({reason}); contact the platform operator")]
+    TenantSuspended {
+        /// Why, as the operator said.
+        reason: String,
+    },
+    /// The tenant does not exist or is closed (`NOT_FOUND`).
+    #[error("this organisation's account does not exist or is closed")]
+    TenantUnavailable,
+    /// No such ticket in the tenant (`NOT_FOUND`).
+    #[error("no such ticket")]
+    NotFound,
+    /// The ticket refused the command (codes in [`TicketsError::code`]).
+    #[error(transparent)]
+    Ticket(TicketError),
+    /// The service levels refused the change (`VALIDATION`).
+    #[error(transparent)]
+    ServiceLevels(#[from] ServiceLevelsError),
+    /// Others kept changing the same ticket; try again (`CONFLICT`).
+    #[error("the ticket changed while the command ran; try again")]
+    Conflict,
+    /// Anything else (`INTERNAL`); the message reveals nothing internal.
+    #[error("internal error")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl TicketsError {
+    /// The stable error code the API reports.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TicketsError::Invalid(_) | TicketsError::ServiceLevels(_) => "VALIDATION",
+            TicketsError::Forbidden(_) => "FORBIDDEN",
+            TicketsError::TenantSuspended { .. } => "TENANT_SUSPENDED",
+            TicketsError::TenantUnavailable | TicketsError::NotFound => "NOT_FOUND",
+            TicketsError::Ticket(e) => match e {
+                TicketError::Invalid(_)
+                | TicketError::NoContact
+                | TicketError::NotOutbound { .. }
+                | TicketError::MergeWithItself
+                | TicketError::Unreachable { .. } => "VALIDATION",
+                TicketError::NotOpened
+                | TicketError::UnknownAddressee { .. }
+                | TicketError::UnknownMessage { .. }
+                | TicketError::ForeignAgent { .. }
+                | TicketError::UnknownDepartment { .. } => "NOT_FOUND",
+                TicketError::AlreadyOpened
+                | TicketError::OfficialNotAcceptingQuestions { .. }
+                | TicketError::Closed
+                | TicketError::Merged { .. }
+                | TicketError::StartNewTicket { .. }
+                | TicketError::TooManyTags { .. } => "CONFLICT",
+            },
+            TicketsError::Conflict => "CONFLICT",
+            TicketsError::Unexpected(_) => "INTERNAL",
+        }
+    }
+
+    /// The input field a `VALIDATION` refusal is about.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            TicketsError::Invalid(v)
+            | TicketsError::Ticket(TicketError::Invalid(v))
+            | TicketsError::ServiceLevels(ServiceLevelsError::Invalid(v)) => Some(v.field),
+            TicketsError::Ticket(TicketError::NoContact) => Some("contact"),
+            _ => None,
+        }
+    }
+}
+
+impl From<TicketError> for TicketsError {
+    fn from(e: TicketError) -> Self {
+        match e {
+            TicketError::Invalid(v) => TicketsError::Invalid(v),
+            other => TicketsError::Ticket(other),
+        }
+    }
+}
+
+impl From<anyhow::Error> for TicketsError {
+    fn from(e: anyhow::Error) -> Self {
+        TicketsError::Unexpected(e)
+    }
+}
+
+impl From<sqlx::Error> for TicketsError {
+    fn from(e: sqlx::Error) -> Self {
+        TicketsError::Unexpected(e.into())
+    }
+}
+
+impl From<ventanilla_kernel::StreamIdError> for TicketsError {
+    fn from(e: ventanilla_kernel::StreamIdError) -> Self {
+        TicketsError::Unexpected(e.into())
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<CommandError<E>> for TicketsError
+where
+    TicketsError: From<E>,
+{
+    fn from(e: CommandError<E>) -> Self {
+        match e {
+            CommandError::Domain(e) => e.into(),
+            CommandError::Conflict { .. } => TicketsError::Conflict,
+            CommandError::Invalid(e) => TicketsError::Unexpected(e.into()),
+            CommandError::Unexpected(e) => TicketsError::Unexpected(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_reveal_nothing_and_refusals_name_their_field() {
+        let e = TicketsError::Unexpected(anyhow::anyhow!("connection to 10.0.0.3 refused"));
+        assert_eq!(
+            (e.code(), e.to_string().as_str()),
+            ("INTERNAL", "internal error")
+        );
+        let e: TicketsError =
+            TicketError::Invalid(InvalidValue::new("body", "must not be empty")).into();
+        assert_eq!((e.code(), e.field()), ("VALIDATION", Some("body")));
+        let e: TicketsError = TicketError::Closed.into();
+        assert_eq!(e.code(), "CONFLICT");
+    }
+}
