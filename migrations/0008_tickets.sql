@@ -17,14 +17,17 @@
 --
 -- tickets: one row per ticket, what the inbox lists and filters. due_at is
 -- the earliest due instant of the ticket's running clocks (NULL when none
--- runs), what "sort by due time" orders by; next_breach_at is the earliest
+-- runs); due_order is due_at with 'infinity' for none, what "sort by due
+-- time" orders by (tickets with no running clock last, and a page's cursor
+-- one range of tickets_by_due); next_breach_at is the earliest
 -- of them not yet recorded as breached, what the breach timer looks for.
 -- breached is true once any clock of the ticket was recorded as breached.
 --
 -- ticket_messages: the conversation, one row per message in or out, in the
 -- order of the ticket's stream (seq = the event's version), with a reply's
 -- delivery state. ticket_timeline: every event of the ticket's stream, for
--- its history (internal notes included; the API shows notes to staff only).
+-- its history (internal notes included; the API shows notes to staff only),
+-- at the instant the event records (not when the log stored it).
 --
 -- Like every read model: tenant_id leads the primary key and every index, and
 -- row-level security (enabled and forced) shows a transaction only the rows of
@@ -90,6 +93,7 @@ CREATE TABLE tickets (
     resolution_due               timestamptz,
     resolution_breached          boolean     NOT NULL DEFAULT false,
     due_at                       timestamptz,
+    due_order                    timestamptz NOT NULL DEFAULT 'infinity',
     next_breach_at               timestamptz,
     breached                     boolean     NOT NULL DEFAULT false,
     resolved_at                  timestamptz,
@@ -105,7 +109,7 @@ CREATE INDEX tickets_by_activity ON tickets (tenant_id, last_activity_at DESC, t
 CREATE INDEX tickets_by_status ON tickets (tenant_id, status, last_activity_at DESC, ticket_id DESC);
 CREATE INDEX tickets_by_assignee ON tickets (tenant_id, assignee_id, last_activity_at DESC, ticket_id DESC);
 CREATE INDEX tickets_by_department ON tickets (tenant_id, department_id, last_activity_at DESC, ticket_id DESC);
-CREATE INDEX tickets_by_due ON tickets (tenant_id, due_at, ticket_id) WHERE due_at IS NOT NULL;
+CREATE INDEX tickets_by_due ON tickets (tenant_id, due_order, ticket_id);
 CREATE INDEX tickets_by_opening ON tickets (tenant_id, opened_at);
 CREATE INDEX tickets_next_breach ON tickets (next_breach_at) WHERE next_breach_at IS NOT NULL;
 

@@ -479,6 +479,15 @@ async fn demo_is_provisioned_once_and_plans_are_operator_data() {
     .await
     .unwrap();
     assert!(officials >= 3, "the demo council has officials");
+    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets")
+        .fetch_one(&db.admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        tickets, 3,
+        "the demo inbox has its three sample tickets, once"
+    );
+    assert!(String::from_utf8_lossy(&second.stdout).contains("3 sample tickets"));
 
     let plan = |args: &[&str]| {
         let mut c = command(&db.admin_url);

@@ -13,6 +13,7 @@ mod platform;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
@@ -414,7 +415,10 @@ async fn serve(settings: Settings, services: Vec<String>) -> anyhow::Result<()> 
     let mut registry = ModuleRegistry::new();
     registry.register(platform.projections_module(&settings))?;
     registry.register(ventanilla_tenants::TenantsService)?;
-    registry.register(ventanilla_tickets::TicketsService)?;
+    registry.register(ventanilla_tickets::TicketsService::new(
+        Arc::clone(&platform.log),
+        platform::member_id(),
+    ))?;
     registry.register(ventanilla_social::SocialService)?;
     registry.register(ventanilla_gateway::Gateway)?;
     let targets = registry.resolve(&services)?;

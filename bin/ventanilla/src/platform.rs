@@ -26,6 +26,7 @@ pub struct Platform {
 pub fn projections() -> Vec<Arc<dyn Projection>> {
     let mut all: Vec<Arc<dyn Projection>> = vec![Arc::new(StreamIndex)];
     all.extend(ventanilla_tenants::projections());
+    all.extend(ventanilla_tickets::projections());
     all
 }
 
@@ -189,7 +190,8 @@ pub struct ProjectionsModule {
     poll_interval: Duration,
 }
 
-fn member_id() -> String {
+/// This process's name in consumer groups: host and process id.
+pub fn member_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".to_owned());
@@ -286,9 +288,73 @@ pub async fn demo(platform: &Platform, _settings: &Settings) -> anyhow::Result<(
     Organisation::new(Arc::clone(&platform.log))
         .seed_demo(tenant, admin)
         .await?;
-    println!("Demo council \"{DEMO_SLUG}\" ready (tenant {tenant}).");
+    let opened = demo_tickets(platform, tenant).await?;
+    println!(
+        "Demo council \"{DEMO_SLUG}\" ready (tenant {tenant}, {opened} sample tickets in its inbox)."
+    );
     println!(
         "  admin login: {DEMO_ADMIN} / {password}   (demo only; set VENTANILLA_DEMO_PASSWORD to change it, DEMO=0 to skip)"
     );
     Ok(())
+}
+
+/// Opens the demo council's sample tickets, once: each carries a fixed
+/// idempotency key, so running the demo again opens nothing new. Returns
+/// how many sample tickets there are.
+async fn demo_tickets(
+    platform: &Platform,
+    tenant: ventanilla_kernel::TenantId,
+) -> anyhow::Result<usize> {
+    use ventanilla_tickets::service::{OpenRequest, Origin, Tickets};
+    let tickets = Tickets::new(Arc::clone(&platform.log));
+    let department = tickets
+        .tenancy()
+        .directory(tenant)
+        .await?
+        .departments()
+        .next()
+        .map(|d| d.id.0);
+    let samples = [
+        (
+            "question",
+            None,
+            "Farola fundida en la calle Mayor",
+            "La farola frente al número 12 de la calle Mayor lleva una semana apagada.",
+        ),
+        (
+            "suggestion",
+            None,
+            "Más bancos en el parque",
+            "Propongo poner bancos a la sombra junto al parque infantil.",
+        ),
+        (
+            "question_for",
+            department,
+            "Licencia para una obra menor",
+            "¿Qué documentos necesito para cambiar las ventanas de mi casa?",
+        ),
+    ];
+    let mut opened = 0;
+    for (n, (kind, department, subject, body)) in samples.into_iter().enumerate() {
+        if kind == "question_for" && department.is_none() {
+            continue;
+        }
+        let request = OpenRequest {
+            kind: kind.into(),
+            department,
+            name: Some("Vecina de Villademo".into()),
+            email: Some("vecina@demo.ventanilla.test".into()),
+            subject: subject.into(),
+            body: body.into(),
+            notify: true,
+            idempotency_key: Some(uuid::Uuid::from_u128(0xde30_0000 + n as u128)),
+            ..OpenRequest::default()
+        };
+        tickets
+            .open(tenant, Origin::Web, &request)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the demo ticket {subject:?}: {e}"))?;
+        opened += 1;
+    }
+    Ok(opened)
 }

@@ -75,6 +75,7 @@ const CLOCKS: &str = "due_at = CASE
         WHEN first_response_due IS NULL THEN resolution_due
         WHEN resolution_due IS NULL THEN first_response_due
         ELSE least(first_response_due, resolution_due) END,
+    due_order = coalesce(least(first_response_due, resolution_due), 'infinity'::timestamptz),
     next_breach_at = CASE
         WHEN (first_response_due IS NULL OR first_response_breached) THEN
             CASE WHEN resolution_breached THEN NULL ELSE resolution_due END
@@ -90,7 +91,8 @@ async fn apply(
 ) -> anyhow::Result<()> {
     let version = e.version as i64;
     // The history: every event, once (a batch replayed after a crash
-    // rewrites the same rows).
+    // rewrites the same rows), at the instant it records (the decider's
+    // `now`), which is what the presence figures count by.
     sqlx::query(
         "INSERT INTO ticket_timeline (tenant_id, ticket_id, version, event_type, actor, data, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, ticket_id, version) DO NOTHING",
@@ -101,7 +103,7 @@ async fn apply(
     .bind(&e.event_type)
     .bind(serde_json::to_value(&e.metadata.actor)?)
     .bind(&e.data)
-    .bind(e.recorded_at)
+    .bind(event_at(event))
     .execute(&mut *conn)
     .await?;
 
@@ -373,6 +375,28 @@ async fn apply(
     Ok(())
 }
 
+/// The instant an event records.
+fn event_at(event: &TicketEvent) -> DateTime<Utc> {
+    match event {
+        TicketEvent::Opened(e) => e.at,
+        TicketEvent::MessageReceived(e) => e.at,
+        TicketEvent::Replied(e) => e.at,
+        TicketEvent::DeliveryRecorded(e) => e.at,
+        TicketEvent::NoteAdded(e) => e.at,
+        TicketEvent::Assigned(e) => e.at,
+        TicketEvent::Tagged(e) => e.at,
+        TicketEvent::Untagged(e) => e.at,
+        TicketEvent::PriorityChanged(e) => e.at,
+        TicketEvent::Resolved(e) => e.at,
+        TicketEvent::Closed(e) => e.at,
+        TicketEvent::MergedInto(e) => e.at,
+        TicketEvent::MergedFrom(e) => e.at,
+        TicketEvent::StatusChanged(e) => e.at,
+        TicketEvent::DueSet(e) => e.at,
+        TicketEvent::SlaBreached(e) => e.at,
+    }
+}
+
 /// `UPDATE tickets SET <set>, version = $3` for one ticket; `$4` is `at`.
 async fn update(
     conn: &mut PgConnection,
@@ -575,24 +599,20 @@ pub async fn inbox_page(
             q.push(" ORDER BY last_activity_at DESC, ticket_id DESC");
         }
         InboxSort::DueTime => {
-            match after {
-                Some(Cursor {
-                    key: Some(k),
-                    ticket,
-                }) => {
-                    q.push(" AND ((due_at, ticket_id) > (")
-                        .push_bind(k)
-                        .push(", ")
-                        .push_bind(ticket)
-                        .push(") OR due_at IS NULL)");
-                }
-                Some(Cursor { key: None, ticket }) => {
-                    q.push(" AND due_at IS NULL AND ticket_id > ")
-                        .push_bind(ticket);
-                }
-                None => {}
+            // Tickets with no running clock sort last (`due_order` is
+            // infinity for them), and the cursor is one range of the index
+            // `tickets_by_due`.
+            if let Some(c) = after {
+                let key = c
+                    .key
+                    .map_or_else(|| "infinity".to_owned(), |k| k.to_rfc3339());
+                q.push(" AND (due_order, ticket_id) > (")
+                    .push_bind(key)
+                    .push("::timestamptz, ")
+                    .push_bind(c.ticket)
+                    .push(")");
             }
-            q.push(" ORDER BY due_at ASC NULLS LAST, ticket_id ASC");
+            q.push(" ORDER BY due_order ASC, ticket_id ASC");
         }
     }
     q.push(" LIMIT ").push_bind(i64::from(first) + 1);

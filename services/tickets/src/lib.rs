@@ -8,6 +8,9 @@
 //!   `ticket_timeline`) and its queries;
 //! - [`tenancy`]: what the service reads of the tenants service's events
 //!   (active tenant, staff, directory, business hours);
+//! - [`inbound`]: the reactor that turns social messages into tickets;
+//! - [`timers`]: the breach timer of the response-time clocks;
+//! - [`health`]: the presence-health figures;
 //! - [`error`]: refusals and their API codes.
 //!
 //! The domain (deciders) is the `ventanilla-tickets-domain` crate. Each
@@ -15,24 +18,54 @@
 //! authenticated principal's, never one from input.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ventanilla_postgres::projection::Projection;
+use ventanilla_postgres::{Handler, PgEventLog, Subscription, SubscriptionConfig};
 use ventanilla_runtime::{Module, Running, StartContext};
 
 pub mod error;
+pub mod health;
+pub mod inbound;
 pub mod inbox;
 pub mod service;
 pub mod tenancy;
+pub mod timers;
 
 /// The read models this service maintains.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![Arc::new(inbox::InboxProjection)]
 }
 
-/// The tickets service as a module of the binary.
-#[derive(Debug, Default)]
-pub struct TicketsService;
+/// The tickets service as a module of the binary: in its process it runs
+/// the inbound reactor (social messages → tickets, subscription
+/// [`inbound::SUBSCRIPTION`]) and the breach timer. Several processes share
+/// the reactor's work through its consumer group; their timers may overlap
+/// harmlessly (the decider records a breach once).
+pub struct TicketsService {
+    log: Arc<PgEventLog>,
+    member: String,
+    breach_interval: Duration,
+}
+
+impl TicketsService {
+    /// The module over `log`; `member` names this process in consumer
+    /// groups (unique per process).
+    pub fn new(log: Arc<PgEventLog>, member: impl Into<String>) -> Self {
+        Self {
+            log,
+            member: member.into(),
+            breach_interval: Duration::from_secs(15),
+        }
+    }
+
+    /// How often the breach timer looks for overdue clocks (default 15 s).
+    pub fn with_breach_interval(mut self, interval: Duration) -> Self {
+        self.breach_interval = interval;
+        self
+    }
+}
 
 #[async_trait]
 impl Module for TicketsService {
@@ -45,7 +78,28 @@ impl Module for TicketsService {
     }
 
     async fn start(&self, ctx: &mut StartContext) -> anyhow::Result<Running> {
-        tracing::info!(service = "tickets", "started");
-        Ok(Running::until_shutdown(ctx.shutdown()))
+        let tickets = service::Tickets::new(Arc::clone(&self.log));
+        let shutdown = ctx.shutdown();
+        let reactor: Arc<dyn Handler> = Arc::new(inbound::InboundReactor::new(tickets.clone()));
+        let subscription = Subscription::join(
+            Arc::clone(&self.log),
+            self.log.pool().clone(),
+            SubscriptionConfig::new(inbound::SUBSCRIPTION, &self.member),
+            reactor,
+        )
+        .await?;
+        let inbound = tokio::spawn(subscription.run(shutdown.clone()));
+        let timer = tokio::spawn(
+            timers::BreachTimer::new(tickets, self.breach_interval).run(shutdown.clone()),
+        );
+        tracing::info!(
+            service = "tickets",
+            "started: inbound reactor and breach timer"
+        );
+        Ok(Running::new(async move {
+            inbound.await??;
+            timer.await?;
+            Ok(())
+        }))
     }
 }

@@ -733,14 +733,28 @@ impl Tickets {
         Ok(done.state)
     }
 
-    /// Records the breach of every overdue clock of ticket `id` (the
-    /// breach timer's step). Returns how many breaches were recorded.
+    /// Records the breach of every overdue clock of ticket `id` at `now`
+    /// and waits for the inbox to show it. Returns how many breaches were
+    /// recorded (none when no clock is overdue). The breach timer runs the
+    /// same step for every overdue ticket.
     pub async fn record_breaches(
         &self,
         tenant: TenantId,
         id: TicketId,
         now: DateTime<Utc>,
     ) -> Result<usize, TicketsError> {
+        let (recorded, position) = self.breach_clocks(tenant, id, now).await?;
+        self.settle(position).await;
+        Ok(recorded)
+    }
+
+    /// Runs `RecordBreach` for both clocks of ticket `id` at `now`.
+    pub(crate) async fn breach_clocks(
+        &self,
+        tenant: TenantId,
+        id: TicketId,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, Option<Position>), TicketsError> {
         let ctx = CommandContext::new(tenant, now, Actor::system("sla-timer"));
         let mut recorded = 0;
         let mut last = None;
@@ -756,8 +770,7 @@ impl Tickets {
             recorded += done.events.len();
             last = done.position.or(last);
         }
-        self.settle(last).await;
-        Ok(recorded)
+        Ok((recorded, last))
     }
 
     // -----------------------------------------------------------------------

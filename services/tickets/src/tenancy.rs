@@ -82,6 +82,18 @@ impl Tenancy {
         }
     }
 
+    /// The letters of the tenant's references, whatever its status
+    /// (`NOT_FOUND` when it was never provisioned).
+    pub async fn reference_prefix(&self, tenant: TenantId) -> Result<String, TicketsError> {
+        let state = self
+            .fold::<Tenant>(tenant, &tenant::stream_id(tenant)?)
+            .await?;
+        state
+            .tenant
+            .map(|t| reference_prefix(t.slug.as_str()))
+            .ok_or(TicketsError::TenantUnavailable)
+    }
+
     /// A staff member of the tenant, if they are one (a member of another
     /// tenant has no stream in this one).
     pub async fn member(

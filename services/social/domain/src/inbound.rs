@@ -1,7 +1,9 @@
 //! The contract between the social service and its readers for what
 //! citizens write: the event `social.message_received`, recorded once per
-//! platform message in the stream of the linked account it arrived on
-//! (`account-<uuid>` in the account's tenant).
+//! platform message in the inbound stream of the linked account it arrived
+//! on (`inbound-<account uuid>` in the account's tenant; the account's own
+//! aggregate, with its settings and health, is another stream, so loading
+//! it never reads the messages).
 //!
 //! The event id is [`message_event_id`]: derived from the network and the
 //! platform's message id, so a message delivered twice — or by webhook and
@@ -23,9 +25,10 @@ ventanilla_kernel::uuid_newtype!(
     AccountId
 );
 
-/// The stream of a linked account: `account-<uuid>`.
-pub fn account_stream(id: AccountId) -> Result<StreamId, StreamIdError> {
-    StreamId::for_aggregate("account", id.0)
+/// The stream of the messages received on a linked account:
+/// `inbound-<uuid>`.
+pub fn inbound_stream(id: AccountId) -> Result<StreamId, StreamIdError> {
+    StreamId::for_aggregate("inbound", id.0)
 }
 
 /// The id of the event recording the platform message `platform_id` on
@@ -106,10 +109,10 @@ mod tests {
             message_event_id("x", "m_1")
         );
         assert_eq!(
-            account_stream(AccountId(Uuid::from_u128(1)))
+            inbound_stream(AccountId(Uuid::from_u128(1)))
                 .unwrap()
                 .as_str(),
-            "account-00000000-0000-0000-0000-000000000001"
+            "inbound-00000000-0000-0000-0000-000000000001"
         );
     }
 }

@@ -5,5 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod health;
+mod inbound;
+mod inbox_scale;
+mod isolation;
+mod rebuild;
 mod support;
+mod timers;
 mod workflow;
