@@ -10,9 +10,18 @@ PG_SERVER = $(shell infra/postgres.sh)
 help: ## Lists the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-run: ## Starts the whole platform on this machine (http://127.0.0.1:8080; DEMO=0 skips the demo council)
+# `make run` is for a development machine: unless set, the credentials key is
+# a fixed development one and the social networks are simulated (SIM=0 talks
+# to the real ones, with your own key).
+DEV_CREDENTIALS_KEY := ZGV2LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24tdXNlISE=
+
+run: ## Starts the whole platform on this machine (http://127.0.0.1:8080; DEMO=0 skips the demo council, SIM=0 the simulated networks)
 	@server="$(PG_SERVER)"; [ -n "$$server" ] || exit 1; \
 	url="$${DATABASE_URL:-$${server%/}/ventanilla}"; \
+	if [ "$${SIM:-1}" != 0 ]; then \
+	  export VENTANILLA__SOCIAL__SIMULATOR="$${VENTANILLA__SOCIAL__SIMULATOR:-true}"; \
+	  export VENTANILLA__SOCIAL__CREDENTIALS_KEY="$${VENTANILLA__SOCIAL__CREDENTIALS_KEY:-$(DEV_CREDENTIALS_KEY)}"; \
+	fi; \
 	$(CARGO) build --quiet -p ventanilla && \
 	echo "Ventanilla: database $${url%%\?*}" && \
 	echo "Ventanilla: open http://$${VENTANILLA__HTTP__BIND:-127.0.0.1:8080}/  (health: /healthz, readiness: /readyz; Ctrl-C stops)" && \

@@ -58,6 +58,23 @@ enum Command {
     /// Provisions (once) the demo council `demo` with its organisation, and
     /// prints its admin's login. For a development machine.
     Demo,
+    /// Sends a realistic, signed webhook of a simulated network to the
+    /// running server, as a citizen would (needs `make run`, which links the
+    /// demo council to the simulated accounts). Actions: facebook-comment,
+    /// messenger, x-mention, x-dm.
+    Simulate {
+        /// What the citizen does.
+        action: String,
+        /// What they write.
+        text: String,
+        /// The tenant whose simulated accounts receive it.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// The citizen's id on the network: the same id continues one
+        /// conversation.
+        #[arg(long, default_value = "4242424242")]
+        from: String,
+    },
     /// Read models.
     Projections {
         #[command(subcommand)]
@@ -235,6 +252,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo => {
             let platform = Platform::connect(&settings).await?;
             let result = platform::demo(&platform, &settings).await;
+            platform.close().await;
+            result
+        }
+        Command::Simulate {
+            action,
+            text,
+            tenant,
+            from,
+        } => {
+            let platform = Platform::connect(&settings).await?;
+            let result =
+                platform::simulate(&platform, &settings, &action, &tenant, &from, &text).await;
             platform.close().await;
             result
         }
@@ -419,7 +448,11 @@ async fn serve(settings: Settings, services: Vec<String>) -> anyhow::Result<()> 
         Arc::clone(&platform.log),
         platform::member_id(),
     ))?;
-    registry.register(ventanilla_social::SocialService)?;
+    registry.register(ventanilla_social::SocialService::new(
+        Arc::clone(&platform.log),
+        settings.social.clone(),
+        platform::member_id(),
+    ))?;
     registry.register(ventanilla_gateway::Gateway)?;
     let targets = registry.resolve(&services)?;
     tracing::info!(

@@ -27,6 +27,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
     let mut all: Vec<Arc<dyn Projection>> = vec![Arc::new(StreamIndex)];
     all.extend(ventanilla_tenants::projections());
     all.extend(ventanilla_tickets::projections());
+    all.extend(ventanilla_social::projections());
     all
 }
 
@@ -241,7 +242,7 @@ const DEMO_ADMIN: &str = "admin@demo.ventanilla.test";
 /// `VENTANILLA_DEMO_PASSWORD` (default `ventanilla-demo`): this is for a
 /// development machine, never for a real install.
 #[allow(clippy::print_stdout)]
-pub async fn demo(platform: &Platform, _settings: &Settings) -> anyhow::Result<()> {
+pub async fn demo(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
     use ventanilla_tenants::operator::{Operator, OperatorError, ProvisionRequest};
     use ventanilla_tenants::organisation::Organisation;
     use ventanilla_tenants::staff::Staff;
@@ -289,12 +290,21 @@ pub async fn demo(platform: &Platform, _settings: &Settings) -> anyhow::Result<(
         .seed_demo(tenant, admin)
         .await?;
     let opened = demo_tickets(platform, tenant).await?;
+    let linked = demo_accounts(platform, settings, tenant, admin).await?;
     println!(
         "Demo council \"{DEMO_SLUG}\" ready (tenant {tenant}, {opened} sample tickets in its inbox)."
     );
     println!(
         "  admin login: {DEMO_ADMIN} / {password}   (demo only; set VENTANILLA_DEMO_PASSWORD to change it, DEMO=0 to skip)"
     );
+    match linked {
+        Some(n) => println!(
+            "  {n} simulated social accounts linked (Facebook, X): try `target/debug/ventanilla simulate facebook-comment \"La farola está fundida\"`"
+        ),
+        None => println!(
+            "  no social accounts linked: set social.credentials_key (make run does) to link the simulated ones"
+        ),
+    }
     Ok(())
 }
 
@@ -357,4 +367,129 @@ async fn demo_tickets(
         opened += 1;
     }
     Ok(opened)
+}
+
+/// Links, once, the demo council to the simulated Facebook Page and X
+/// account (development credentials of `ventanilla_social::simulator`).
+/// `None` when no credentials key is configured.
+async fn demo_accounts(
+    platform: &Platform,
+    settings: &Settings,
+    tenant: ventanilla_kernel::TenantId,
+    admin: ventanilla_tenants_domain::staff::StaffId,
+) -> anyhow::Result<Option<usize>> {
+    use secrecy::SecretString;
+    use ventanilla_social::accounts::{Accounts, LinkRequest};
+    use ventanilla_social::simulator as sim;
+    let Some(key) = settings.social.credentials_key.as_ref() else {
+        return Ok(None);
+    };
+    let accounts = Accounts::new(
+        Arc::clone(&platform.log),
+        Some(key),
+        &settings.social.public_url,
+    );
+    let linked = accounts.linked(tenant).await?;
+    for (network, external_id, name, token, secret, verify) in [
+        (
+            "facebook",
+            sim::PAGE_ID,
+            "Ayuntamiento de Villademo (simulado)",
+            sim::PAGE_TOKEN,
+            sim::APP_SECRET,
+            Some(sim::VERIFY_TOKEN),
+        ),
+        (
+            "x",
+            sim::X_USER_ID,
+            "@villademo (simulado)",
+            sim::X_TOKEN,
+            sim::CONSUMER_SECRET,
+            None,
+        ),
+    ] {
+        if linked.iter().any(|a| a.network == network) {
+            continue;
+        }
+        accounts
+            .link(
+                tenant,
+                admin,
+                &LinkRequest {
+                    network: network.into(),
+                    external_id: external_id.into(),
+                    name: name.into(),
+                    access_token: SecretString::from(token),
+                    signing_secret: SecretString::from(secret),
+                    verify_token: verify.map(SecretString::from),
+                    human_agent: true,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("linking the demo's simulated {network} account: {e}"))?;
+    }
+    Ok(Some(accounts.linked(tenant).await?.len()))
+}
+
+/// `ventanilla simulate`: sends a signed webhook of a simulated network to
+/// the running server, for the tenant's simulated account.
+#[allow(clippy::print_stdout)]
+pub async fn simulate(
+    platform: &Platform,
+    settings: &Settings,
+    action: &str,
+    slug: &str,
+    from: &str,
+    text: &str,
+) -> anyhow::Result<()> {
+    use ventanilla_social::accounts::Accounts;
+    use ventanilla_social::simulator::{self as sim, Action};
+    use ventanilla_social_domain::account::{AccountId, Network};
+    use ventanilla_tenants::operator::Operator;
+    let Some(action) = Action::parse(action) else {
+        let names: Vec<&str> = Action::ALL.iter().map(|(n, _)| *n).collect();
+        anyhow::bail!("unknown action {action:?}; use one of {}", names.join(", "));
+    };
+    let tenant = Operator::new(Arc::clone(&platform.log), "simulator")
+        .show(slug)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tenant = ventanilla_kernel::TenantId::from_uuid(tenant.tenant_id);
+    let accounts = Accounts::new(
+        Arc::clone(&platform.log),
+        settings.social.credentials_key.as_ref(),
+        &settings.social.public_url,
+    );
+    let (network, external) = if action.is_meta() {
+        (Network::Facebook, sim::PAGE_ID)
+    } else {
+        (Network::X, sim::X_USER_ID)
+    };
+    let account = accounts
+        .linked(tenant)
+        .await?
+        .into_iter()
+        .find(|a| a.network == network.as_str() && a.external_id == external)
+        .ok_or_else(|| anyhow::anyhow!("{slug} has no simulated {} account linked; run `make run` (it links the demo's) first", network.as_str()))?;
+    let url = accounts.webhook_url(network, AccountId(account.account_id));
+    let (body, header, signature) = sim::webhook(action, from, text);
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(header, signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("could not reach the server at {url}: {e}; is `make run` running?")
+        })?;
+    let status = response.status();
+    println!("POST {url} -> {status}");
+    if !status.is_success() {
+        anyhow::bail!("the server refused the simulated webhook ({status})");
+    }
+    println!(
+        "The message is on its way to {slug}'s inbox; the agent's reply will show in the server's log as received by the simulated network."
+    );
+    Ok(())
 }

@@ -159,6 +159,36 @@ pub const KEYS: &[Key] = &[
         "tracing filter directives; RUST_LOG wins when set",
     ),
     key(
+        "social.credentials_key",
+        None,
+        "32 random bytes, base64: encrypts linked accounts' credentials at rest (AES-256-GCM); unset, no account can be linked",
+    ),
+    key(
+        "social.public_url",
+        Some("http://127.0.0.1:8080"),
+        "the address the networks reach this platform at; webhook URLs are built on it",
+    ),
+    key(
+        "social.graph_base_url",
+        Some("https://graph.facebook.com/v25.0"),
+        "Meta's Graph API, version pinned (a local fake in tests and the simulator)",
+    ),
+    key(
+        "social.x_base_url",
+        Some("https://api.x.com"),
+        "X's API (a local fake in tests and the simulator)",
+    ),
+    key(
+        "social.simulator",
+        Some("false"),
+        "true: serve runs local simulated Facebook and X APIs and sends replies to them (development and demos only)",
+    ),
+    key(
+        "social.delivery_interval_ms",
+        Some("500"),
+        "how often the delivery worker looks for replies due to be sent",
+    ),
+    key(
         "shutdown.grace_secs",
         Some("20"),
         "on SIGTERM, how long to wait for requests and modules to finish",
@@ -179,6 +209,27 @@ pub struct Settings {
     pub log: LogSettings,
     /// Graceful shutdown.
     pub shutdown: ShutdownSettings,
+    /// The social service.
+    pub social: SocialSettings,
+}
+
+/// The social service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocialSettings {
+    /// The key linked accounts' credentials are encrypted with (32 bytes,
+    /// base64). Never logged.
+    pub credentials_key: Option<SecretString>,
+    /// The address the networks reach this platform at.
+    pub public_url: String,
+    /// Meta's Graph API base URL, version included.
+    pub graph_base_url: String,
+    /// X's API base URL.
+    pub x_base_url: String,
+    /// How often the delivery worker looks for due replies, in ms.
+    pub delivery_interval_ms: u64,
+    /// Whether `serve` runs the simulated networks (development only).
+    pub simulator: bool,
 }
 
 /// PostgreSQL connections.

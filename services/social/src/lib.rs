@@ -1,16 +1,108 @@
-//! The social service: linked social and e-mail accounts, inbound ingestion, outbound delivery and channel health.
+//! The social service: linked social accounts, inbound ingestion from
+//! webhooks and polling, outbound delivery of replies and announcements,
+//! and channel health.
 //!
-//! Its business arrives with issue #6 and #7; for now it is a [`Module`] of the
-//! one binary that starts, reports ready, owns no projection yet and stops
-//! cleanly, so that `serve --services social` already runs it in a process of
-//! its own.
+//! - [`accounts`]: linking accounts, their credentials and health;
+//! - [`connector`]: the contract every network's connector meets;
+//! - [`meta`]: Facebook Pages, Messenger and Instagram (Graph API);
+//! - [`x`]: X (API v2, Account Activity webhooks);
+//! - [`vault`]: credentials encrypted at rest;
+//! - [`webhooks`]: the endpoints the networks call;
+//! - [`conversations`]: the messages citizens wrote, to answer them;
+//! - `fake` (feature `fakes`, and in tests): local servers reproducing the
+//!   networks' APIs and signed webhooks; `simulator` (feature `fakes`): the
+//!   simulated networks `make run` uses.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use ventanilla_postgres::projection::Projection;
+use ventanilla_postgres::{Handler, PgEventLog, Subscription, SubscriptionConfig};
+use ventanilla_runtime::config::SocialSettings;
 use ventanilla_runtime::{Module, Running, StartContext};
 
-/// The social service as a module of the binary.
-#[derive(Debug, Default)]
-pub struct SocialService;
+pub mod accounts;
+pub mod connector;
+pub mod conversations;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;
+pub mod meta;
+pub mod outbound;
+#[cfg(feature = "fakes")]
+pub mod simulator;
+pub mod vault;
+pub mod webhooks;
+pub mod x;
+
+/// The read models this service maintains.
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(accounts::AccountsProjection),
+        Arc::new(conversations::ConversationsProjection),
+    ]
+}
+
+/// The social service as a module of the binary: the webhook endpoints,
+/// the outbound reactor (subscription [`outbound::SUBSCRIPTION`]) and the
+/// delivery worker.
+pub struct SocialService {
+    log: Arc<PgEventLog>,
+    settings: SocialSettings,
+    member: String,
+}
+
+impl SocialService {
+    /// The module over `log` with `settings`; `member` names this process
+    /// in consumer groups.
+    pub fn new(log: Arc<PgEventLog>, settings: SocialSettings, member: impl Into<String>) -> Self {
+        Self {
+            log,
+            settings,
+            member: member.into(),
+        }
+    }
+
+    /// The accounts service this module uses.
+    pub fn accounts(&self) -> accounts::Accounts {
+        accounts::Accounts::new(
+            Arc::clone(&self.log),
+            self.settings.credentials_key.as_ref(),
+            &self.settings.public_url,
+        )
+    }
+}
+
+impl SocialService {
+    /// The base URLs of the networks' APIs: the configured ones, or the
+    /// simulated networks' when `social.simulator` is set.
+    async fn networks(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<(String, String)> {
+        if !self.settings.simulator {
+            return Ok((
+                self.settings.graph_base_url.clone(),
+                self.settings.x_base_url.clone(),
+            ));
+        }
+        #[cfg(feature = "fakes")]
+        {
+            let simulated = simulator::start(shutdown).await;
+            Ok((
+                simulated.graph.base_url.clone(),
+                simulated.x.base_url.clone(),
+            ))
+        }
+        #[cfg(not(feature = "fakes"))]
+        {
+            let _ = shutdown;
+            anyhow::bail!(
+                "social.simulator is set, but this binary was built without the simulator (feature `fakes`)"
+            )
+        }
+    }
+}
 
 #[async_trait]
 impl Module for SocialService {
@@ -23,10 +115,40 @@ impl Module for SocialService {
     }
 
     async fn start(&self, ctx: &mut StartContext) -> anyhow::Result<Running> {
+        let accounts = self.accounts();
+        if self.settings.credentials_key.is_none() {
+            tracing::warn!(
+                "social.credentials_key is not set: no social account can be linked (set VENTANILLA__SOCIAL__CREDENTIALS_KEY)"
+            );
+        }
+        ctx.add_routes(webhooks::Webhooks::new(accounts.clone(), Arc::clone(&self.log)).router());
+        let shutdown = ctx.shutdown();
+        let reactor: Arc<dyn Handler> = Arc::new(outbound::OutboundReactor);
+        let subscription = Subscription::join(
+            Arc::clone(&self.log),
+            self.log.pool().clone(),
+            SubscriptionConfig::new(outbound::SUBSCRIPTION, &self.member),
+            reactor,
+        )
+        .await?;
+        let outbound = tokio::spawn(subscription.run(shutdown.clone()));
+        let (graph_base, x_base) = self.networks(shutdown.clone()).await?;
+        let worker = outbound::DeliveryWorker::new(
+            accounts,
+            Arc::clone(&self.log),
+            &graph_base,
+            &x_base,
+            Duration::from_millis(self.settings.delivery_interval_ms.max(50)),
+        )?;
+        let worker = tokio::spawn(worker.run(shutdown.clone()));
         tracing::info!(
             service = "social",
-            "started (no business yet: issue #6 and #7)"
+            "started: webhooks, outbound reactor, delivery worker"
         );
-        Ok(Running::until_shutdown(ctx.shutdown()))
+        Ok(Running::new(async move {
+            outbound.await??;
+            worker.await?;
+            Ok(())
+        }))
     }
 }

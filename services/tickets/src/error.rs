@@ -93,6 +93,18 @@ impl From<TicketError> for TicketsError {
     }
 }
 
+impl From<ventanilla_tenancy::TenancyError> for TicketsError {
+    fn from(e: ventanilla_tenancy::TenancyError) -> Self {
+        match e {
+            ventanilla_tenancy::TenancyError::TenantSuspended { reason } => {
+                TicketsError::TenantSuspended { reason }
+            }
+            ventanilla_tenancy::TenancyError::TenantUnavailable => TicketsError::TenantUnavailable,
+            ventanilla_tenancy::TenancyError::Unexpected(e) => TicketsError::Unexpected(e),
+        }
+    }
+}
+
 impl From<anyhow::Error> for TicketsError {
     fn from(e: anyhow::Error) -> Self {
         TicketsError::Unexpected(e)

@@ -1,7 +1,10 @@
 //! Tickets from what citizens write on social networks: the
 //! [`InboundReactor`] reads the social service's `social.message_received`
 //! events (subscription `tickets:inbound`) and, for each, adds the message to
-//! the ticket its conversation continues or opens a new ticket.
+//! the ticket its conversation continues or opens a new ticket. It also
+//! reads the social service's `delivery.sent` and `delivery.failed` events
+//! and records them on the reply's ticket, so the agent sees whether the
+//! answer went out.
 //!
 //! Which ticket a message continues: the ticket its platform thread already
 //! has (`thread:<id>`), or — for a private message — the ticket the same
@@ -27,15 +30,19 @@
 use async_trait::async_trait;
 use sqlx::PgConnection;
 use uuid::Uuid;
+use ventanilla_eventlog::DomainEvent;
 use ventanilla_eventlog::{CommandContext, CommandError, RecordedEvent};
 use ventanilla_kernel::{Actor, TenantId};
 use ventanilla_postgres::{Handler, TenantTx};
+use ventanilla_social_domain::delivery::{self, DeliveryEvent};
 use ventanilla_social_domain::inbound::{MESSAGE_RECEIVED, MessageKind, MessageReceived};
 use ventanilla_tickets_domain::ticket::{
-    self as domain, MessageId, OpenTicket, Ticket, TicketCommand, TicketError, TicketId,
+    self as domain, DeliveryOutcome, MessageId, OpenTicket, Ticket, TicketCommand, TicketError,
+    TicketId,
 };
 use ventanilla_tickets_domain::values::{
     BODY_MAX, Body, CONTACT_NAME_MAX, Channel, Contact, HANDLE_MAX, Kind, SUBJECT_MAX, Subject,
+    Text,
 };
 
 use crate::error::TicketsError;
@@ -65,6 +72,16 @@ impl InboundReactor {
 impl Handler for InboundReactor {
     async fn handle(&self, tx: &mut TenantTx<'_>, events: &[RecordedEvent]) -> anyhow::Result<()> {
         for e in events {
+            if e.event_type == delivery::SENT || e.event_type == delivery::FAILED {
+                match self.delivered(tx.tenant(), e).await {
+                    Ok(()) => {}
+                    Err(Skip(reason)) => {
+                        tracing::warn!(event = %e.id, reason, "delivery outcome skipped")
+                    }
+                    Err(Retry(err)) => return Err(err),
+                }
+                continue;
+            }
             if e.event_type != MESSAGE_RECEIVED {
                 continue;
             }
@@ -108,6 +125,12 @@ impl From<TicketsError> for Outcome {
             TicketsError::Conflict => Retry(anyhow::anyhow!("conflict")),
             other => Skip(other.to_string()),
         }
+    }
+}
+
+impl From<ventanilla_tenancy::TenancyError> for Outcome {
+    fn from(e: ventanilla_tenancy::TenancyError) -> Self {
+        TicketsError::from(e).into()
     }
 }
 
@@ -172,6 +195,54 @@ fn contact_of(m: &MessageReceived) -> Result<Contact, Outcome> {
 }
 
 impl InboundReactor {
+    /// Records on the ticket how the social service's delivery of a reply
+    /// went (`delivery.sent`, `delivery.failed`). Repeating it is a no-op.
+    async fn delivered(&self, tenant: TenantId, e: &RecordedEvent) -> Result<(), Outcome> {
+        let event = DeliveryEvent::from_stored(&e.event_type, e.schema_version, &e.data)
+            .map_err(|err| Skip(err.to_string()))?;
+        let (ticket, message, outcome) = match event {
+            DeliveryEvent::Sent(s) => (
+                s.ticket,
+                s.message,
+                DeliveryOutcome::Sent {
+                    platform_id: Some(cut(&s.platform_id, domain::PLATFORM_ID_MAX)),
+                },
+            ),
+            DeliveryEvent::Failed(f) => (
+                f.ticket,
+                f.message,
+                DeliveryOutcome::Failed {
+                    reason: Text::parse(
+                        "reason",
+                        &cut(&f.reason, domain::FAILURE_REASON_MAX),
+                        domain::FAILURE_REASON_MAX,
+                    )
+                    .map_err(|err| Skip(err.to_string()))?,
+                },
+            ),
+            _ => return Ok(()),
+        };
+        let ctx = CommandContext {
+            causation_id: Some(e.id.into_uuid()),
+            correlation_id: e.metadata.correlation_id,
+            traceparent: e.metadata.traceparent,
+            ..CommandContext::new(tenant, e.recorded_at, Actor::system("social-delivery"))
+        };
+        self.tickets
+            .runner()
+            .execute::<Ticket>(
+                &ctx,
+                &domain::stream_id(TicketId(ticket))?,
+                &TicketCommand::RecordDelivery {
+                    message_id: MessageId(message),
+                    outcome,
+                },
+            )
+            .await
+            .map_err(TicketsError::from)?;
+        Ok(())
+    }
+
     /// Records one social message; returns the ticket it went to.
     async fn receive(
         &self,

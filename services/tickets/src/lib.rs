@@ -6,14 +6,14 @@
 //!   deliverers ask of the service;
 //! - [`inbox`]: the `inbox` projection (`tickets`, `ticket_messages`,
 //!   `ticket_timeline`) and its queries;
-//! - [`tenancy`]: what the service reads of the tenants service's events
-//!   (active tenant, staff, directory, business hours);
 //! - [`inbound`]: the reactor that turns social messages into tickets;
 //! - [`timers`]: the breach timer of the response-time clocks;
 //! - [`health`]: the presence-health figures;
 //! - [`error`]: refusals and their API codes.
 //!
-//! The domain (deciders) is the `ventanilla-tickets-domain` crate. Each
+//! The domain (deciders) is the `ventanilla-tickets-domain` crate; what the
+//! service reads of the tenants service's events (active tenant, staff,
+//! directory, business hours) is the `ventanilla-tenancy` crate. Each
 //! method takes the tenant as an argument: the gateway (issue #8) passes the
 //! authenticated principal's, never one from input.
 
@@ -30,7 +30,6 @@ pub mod health;
 pub mod inbound;
 pub mod inbox;
 pub mod service;
-pub mod tenancy;
 pub mod timers;
 
 /// The read models this service maintains.

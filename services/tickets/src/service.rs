@@ -38,7 +38,7 @@ use crate::error::TicketsError;
 use crate::inbox::{
     self, Cursor, InboxFilter, InboxPage, InboxProjection, InboxSort, MessageView, TicketView,
 };
-use crate::tenancy::Tenancy;
+use ventanilla_tenancy::Tenancy;
 
 /// How long a change waits for the inbox to show it.
 pub const CATCH_UP_TIMEOUT: StdDuration = StdDuration::from_secs(15);

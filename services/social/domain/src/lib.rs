@@ -5,7 +5,14 @@
 //! crate (`make check-deps` proves it with `cargo tree`), reads no clock and
 //! draws no random ids — commands carry `now` and new ids.
 //!
-//! Until issue #6 brings the service's business, it holds the contract its
-//! readers depend on: [`inbound`], the `social.message_received` event.
+//! - [`account`]: a linked account (`account-<uuid>`): link, unlink,
+//!   credentials rotated, health;
+//! - [`inbound`]: the contract of `social.message_received`, what citizens
+//!   write (read by the tickets service);
+//! - [`delivery`]: the delivery of a reply (`delivery-<uuid>`), attempts
+//!   recorded before the call; `delivery.sent` / `delivery.failed` are read
+//!   by the tickets service.
 
+pub mod account;
+pub mod delivery;
 pub mod inbound;

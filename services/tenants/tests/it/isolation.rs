@@ -255,14 +255,16 @@ impl World {
     }
 
     /// Every base table of `public` with a `tenant_id` column, except the
-    /// tickets service's (`ticket…`), which its own suite seeds and proves
-    /// the same way (`services/tickets/tests/it/isolation.rs`).
+    /// tickets and social services' (`ticket…`, `social…`), which their own
+    /// suites seed and prove (`services/tickets/tests/it/isolation.rs`,
+    /// `services/social/tests/it/isolation.rs`).
     async fn tenant_tables(&self) -> Vec<String> {
         sqlx::query_scalar(
             "SELECT c.table_name::text FROM information_schema.columns c \
                JOIN information_schema.tables t USING (table_schema, table_name) \
               WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id' \
-                AND t.table_type = 'BASE TABLE' AND c.table_name NOT LIKE 'ticket%' \
+                AND t.table_type = 'BASE TABLE' \
+                AND c.table_name NOT LIKE 'ticket%' AND c.table_name NOT LIKE 'social%' \
               ORDER BY 1",
         )
         .fetch_all(&self.db.admin)

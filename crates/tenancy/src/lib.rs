@@ -1,4 +1,4 @@
-//! What the tickets service knows of the tenants service: read from the
+//! What the other services know of the tenants service: read from the
 //! tenants service's own events in the log (streams `tenant-<id>`,
 //! `directory`, `schedule`, `staff-<id>`), folded with the tenants domain's
 //! deciders — never from the tenants service's tables, never by calling it.
@@ -6,7 +6,7 @@
 //! consistent: a suspension, a deactivated agent or an official who stopped
 //! taking questions counts from the next request.
 //!
-//! Also here: the arithmetic of the response-time clocks on the tenant's
+//! Also here: the arithmetic of response-time clocks on the tenant's
 //! business hours ([`Calendar`]).
 
 use chrono::{DateTime, Datelike, Duration, Utc};
@@ -14,11 +14,33 @@ use ventanilla_eventlog::{CommandRunner, Decider};
 use ventanilla_kernel::TenantId;
 use ventanilla_postgres::PgEventLog;
 use ventanilla_tenants_domain::organisation::{self as directory, Directory, DirectoryState};
+use ventanilla_tenants_domain::plan::{self, PlanCatalogue, PlanLimits};
 use ventanilla_tenants_domain::schedule::{self, Schedule, ScheduleState};
 use ventanilla_tenants_domain::staff::{self, Role, StaffId, StaffMember, StaffStatus};
 use ventanilla_tenants_domain::tenant::{self, Tenant, TenantStatus};
 
-use crate::error::TicketsError;
+/// Why a tenant's facts could not be read, or the tenant may not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// The tenant is suspended (`TENANT_SUSPENDED`).
+    #[error("this organisation's account is suspended ({reason}); contact the platform operator")]
+    TenantSuspended {
+        /// Why, as the operator said.
+        reason: String,
+    },
+    /// The tenant does not exist or is closed (`NOT_FOUND`).
+    #[error("this organisation's account does not exist or is closed")]
+    TenantUnavailable,
+    /// The log could not be read (`INTERNAL`).
+    #[error("internal error")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl From<ventanilla_kernel::StreamIdError> for TenancyError {
+    fn from(e: ventanilla_kernel::StreamIdError) -> Self {
+        TenancyError::Unexpected(e.into())
+    }
+}
 
 /// The tenants service's facts, read from its streams.
 #[derive(Clone)]
@@ -53,45 +75,45 @@ impl Tenancy {
         &self,
         tenant: TenantId,
         stream: &ventanilla_kernel::StreamId,
-    ) -> Result<D::State, TicketsError> {
+    ) -> Result<D::State, TenancyError> {
         let (_, events) = self
             .runner
             .load::<D>(tenant, stream)
             .await
-            .map_err(|e| TicketsError::Unexpected(anyhow::anyhow!("reading {stream}: {e}")))?;
+            .map_err(|e| TenancyError::Unexpected(anyhow::anyhow!("reading {stream}: {e}")))?;
         Ok(D::fold(&events))
     }
 
     /// The tenant, if it is active; `TENANT_SUSPENDED` or `NOT_FOUND`
     /// otherwise.
-    pub async fn active_tenant(&self, tenant: TenantId) -> Result<ActiveTenant, TicketsError> {
+    pub async fn active_tenant(&self, tenant: TenantId) -> Result<ActiveTenant, TenancyError> {
         let state = self
             .fold::<Tenant>(tenant, &tenant::stream_id(tenant)?)
             .await?;
         let Some(details) = state.tenant else {
-            return Err(TicketsError::TenantUnavailable);
+            return Err(TenancyError::TenantUnavailable);
         };
         match &details.status {
             TenantStatus::Active => Ok(ActiveTenant {
                 reference_prefix: reference_prefix(details.slug.as_str()),
             }),
-            TenantStatus::Suspended { reason } => Err(TicketsError::TenantSuspended {
+            TenantStatus::Suspended { reason } => Err(TenancyError::TenantSuspended {
                 reason: reason.to_string(),
             }),
-            TenantStatus::Closed => Err(TicketsError::TenantUnavailable),
+            TenantStatus::Closed => Err(TenancyError::TenantUnavailable),
         }
     }
 
     /// The letters of the tenant's references, whatever its status
     /// (`NOT_FOUND` when it was never provisioned).
-    pub async fn reference_prefix(&self, tenant: TenantId) -> Result<String, TicketsError> {
+    pub async fn reference_prefix(&self, tenant: TenantId) -> Result<String, TenancyError> {
         let state = self
             .fold::<Tenant>(tenant, &tenant::stream_id(tenant)?)
             .await?;
         state
             .tenant
             .map(|t| reference_prefix(t.slug.as_str()))
-            .ok_or(TicketsError::TenantUnavailable)
+            .ok_or(TenancyError::TenantUnavailable)
     }
 
     /// A staff member of the tenant, if they are one (a member of another
@@ -100,7 +122,7 @@ impl Tenancy {
         &self,
         tenant: TenantId,
         id: StaffId,
-    ) -> Result<Option<Member>, TicketsError> {
+    ) -> Result<Option<Member>, TenancyError> {
         let state = self
             .fold::<StaffMember>(tenant, &staff::stream_id(id)?)
             .await?;
@@ -113,14 +135,35 @@ impl Tenancy {
         })
     }
 
+    /// What the tenant's plan allows (read from the tenant's stream and
+    /// the platform's plan catalogue).
+    pub async fn plan_limits(&self, tenant: TenantId) -> Result<PlanLimits, TenancyError> {
+        let state = self
+            .fold::<Tenant>(tenant, &tenant::stream_id(tenant)?)
+            .await?;
+        let details = state.tenant.ok_or(TenancyError::TenantUnavailable)?;
+        let catalogue = self
+            .fold::<PlanCatalogue>(plan::STREAM_OWNER, &plan::stream_id()?)
+            .await?;
+        catalogue
+            .plan(&details.plan)
+            .map(|p| p.limits)
+            .ok_or_else(|| {
+                TenancyError::Unexpected(anyhow::anyhow!(
+                    "the tenant's plan {} is not in the catalogue",
+                    details.plan
+                ))
+            })
+    }
+
     /// The tenant's directory (departments, officials, topics).
-    pub async fn directory(&self, tenant: TenantId) -> Result<DirectoryState, TicketsError> {
+    pub async fn directory(&self, tenant: TenantId) -> Result<DirectoryState, TenancyError> {
         self.fold::<Directory>(tenant, &directory::stream_id()?)
             .await
     }
 
     /// The tenant's business hours and holidays.
-    pub async fn calendar(&self, tenant: TenantId) -> Result<Calendar, TicketsError> {
+    pub async fn calendar(&self, tenant: TenantId) -> Result<Calendar, TenancyError> {
         Ok(Calendar(
             self.fold::<Schedule>(tenant, &schedule::stream_id()?)
                 .await?,

@@ -1,0 +1,517 @@
+//! Replies going out. Two parts:
+//!
+//! - [`OutboundReactor`] (subscription `social:outbound`) reads the tickets
+//!   service's `ticket.replied` events on social channels and queues each
+//!   reply (`social_deliveries`), in the subscription's transaction: a reply
+//!   is queued once, whatever the redeliveries.
+//! - [`DeliveryWorker`] sends the queued replies that are due. Each attempt
+//!   is recorded in the reply's `delivery-<uuid>` stream *before* the
+//!   network is called; after a crash between the call and the record, the
+//!   next try finds the attempt without an outcome and marks the reply
+//!   failed with a reason that says to check on the network — a reply is
+//!   never posted twice. Temporary failures are retried with exponential
+//!   backoff and jitter (a rate limit waits for its reset); the account's
+//!   health follows (`degraded` on an expired token, a missing permission or
+//!   a rate limit; `ok` again after a success). The outcome,
+//!   `delivery.sent` or `delivery.failed`, is what the tickets service shows
+//!   on the reply.
+//!
+//! What this module must not do: write to the tickets' streams (the tickets
+//! service records the outcome it reads), or hold a connection while a
+//! network call runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use ventanilla_eventlog::{
+    CommandContext, CommandError, CommandRunner, DomainEvent, RecordedEvent,
+};
+use ventanilla_kernel::{Actor, TenantId};
+use ventanilla_postgres::{Handler, PgEventLog, TenantTx, begin_for_tenant};
+use ventanilla_social_domain::account::{AccountId, Health, Network};
+use ventanilla_social_domain::delivery::{self, Delivery, DeliveryCommand, DeliveryError};
+use ventanilla_tickets_domain::ticket::TicketEvent;
+
+use crate::accounts::{Accounts, SocialError};
+use crate::connector::{OutboundReply, ReplyTarget, SendError, Sent};
+use crate::conversations;
+use crate::{meta, x};
+
+/// The subscription's name.
+pub const SUBSCRIPTION: &str = "social:outbound";
+
+/// After this many attempts a reply that keeps failing is given up.
+pub const MAX_ATTEMPTS: i32 = 8;
+
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF: chrono::Duration = chrono::Duration::hours(1);
+
+/// Where a queued reply goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum QueuedTarget {
+    /// A private message to the author of a direct message.
+    Direct { recipient: String },
+    /// A public answer under a comment, mention or reply.
+    Public { in_reply_to: String },
+    /// Nothing to answer: the citizen's message is not known here.
+    Unknown { reason: String },
+}
+
+/// Queues replies written on social channels.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OutboundReactor;
+
+#[async_trait]
+impl Handler for OutboundReactor {
+    async fn handle(&self, tx: &mut TenantTx<'_>, events: &[RecordedEvent]) -> anyhow::Result<()> {
+        let tenant = tx.tenant().into_uuid();
+        for e in events {
+            if e.event_type != "ticket.replied" {
+                continue;
+            }
+            let TicketEvent::Replied(r) =
+                TicketEvent::from_stored(&e.event_type, e.schema_version, &e.data)?
+            else {
+                continue;
+            };
+            let channel = r.channel.as_str();
+            if Network::parse(channel).is_none() {
+                continue; // web, e-mail…: another deliverer's
+            }
+            let Some(ticket) = e
+                .stream
+                .as_str()
+                .strip_prefix("ticket-")
+                .and_then(|s| Uuid::parse_str(s).ok())
+            else {
+                continue;
+            };
+            let conn = tx.conn().await?;
+            let answered = match &r.in_reply_to_platform_id {
+                Some(p) => conversations::find(&mut *conn, channel, p).await?,
+                None => None,
+            };
+            let (account, target) = match answered {
+                Some(m) if m.kind == "direct" => (
+                    m.account_id,
+                    QueuedTarget::Direct {
+                        recipient: m.author_id,
+                    },
+                ),
+                Some(m) => (
+                    m.account_id,
+                    QueuedTarget::Public {
+                        in_reply_to: r.in_reply_to_platform_id.clone().unwrap_or_default(),
+                    },
+                ),
+                None => (
+                    Uuid::nil(),
+                    QueuedTarget::Unknown {
+                        reason: format!(
+                            "the citizen's message on {channel} is not known to the platform, so there is nothing to answer there; reply on another channel"
+                        ),
+                    },
+                ),
+            };
+            sqlx::query(
+                "INSERT INTO social_deliveries (tenant_id, message_id, ticket_id, account_id, channel, target, body, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(r.message_id.0)
+            .bind(ticket)
+            .bind(account)
+            .bind(channel)
+            .bind(serde_json::to_value(&target)?)
+            .bind(r.body.as_str())
+            .bind(e.recorded_at)
+            .execute(conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A queued reply.
+#[derive(Debug, sqlx::FromRow)]
+struct Queued {
+    ticket_id: Uuid,
+    account_id: Uuid,
+    channel: String,
+    target: sqlx::types::Json<QueuedTarget>,
+    body: String,
+    attempts: i32,
+}
+
+/// Sends the due replies.
+#[derive(Clone)]
+pub struct DeliveryWorker {
+    accounts: Accounts,
+    runner: CommandRunner<PgEventLog>,
+    graph: meta::GraphClient,
+    instagram: meta::GraphClient,
+    x: x::XClient,
+    interval: Duration,
+}
+
+impl DeliveryWorker {
+    /// A worker over `log`, calling Meta at `graph_base` and X at `x_base`,
+    /// looking for due replies every `interval`.
+    pub fn new(
+        accounts: Accounts,
+        log: Arc<PgEventLog>,
+        graph_base: &str,
+        x_base: &str,
+        interval: Duration,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()?;
+        Ok(Self {
+            accounts,
+            runner: CommandRunner::new(log, 5),
+            graph: meta::GraphClient::new(graph_base, http.clone()),
+            instagram: meta::GraphClient::instagram(graph_base, http.clone()),
+            x: x::XClient::new(x_base, http),
+            interval,
+        })
+    }
+
+    /// One pass at `now`: sends what is due (at most 50 replies). Returns
+    /// how many replies it handled.
+    pub async fn tick(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let due: Vec<(Uuid, Uuid)> =
+            sqlx::query_as("SELECT tenant_id, message_id FROM social_deliveries_due($1, 50)")
+                .bind(now)
+                .fetch_all(self.runner.log().pool())
+                .await?;
+        let mut handled = 0;
+        for (tenant, message) in due {
+            let tenant = TenantId::from_uuid(tenant);
+            if let Err(e) = self.deliver(tenant, message, now).await {
+                tracing::warn!(tenant_id = %tenant, message = %message, error = %e, "delivery step failed; retried next tick");
+            } else {
+                handled += 1;
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(self.interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = every.tick() => {
+                    if let Err(e) = self.tick(Utc::now()).await {
+                        tracing::warn!(error = %e, "the delivery worker's tick failed");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn row(&self, tenant: TenantId, message: Uuid) -> anyhow::Result<Option<Queued>> {
+        let mut tx = begin_for_tenant(self.runner.log().pool(), tenant).await?;
+        let row = sqlx::query_as(
+            "SELECT ticket_id, account_id, channel, target, body, attempts \
+             FROM social_deliveries WHERE tenant_id = $1 AND message_id = $2 AND NOT done",
+        )
+        .bind(tenant.into_uuid())
+        .bind(message)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn update(
+        &self,
+        tenant: TenantId,
+        message: Uuid,
+        attempts: i32,
+        next: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<()> {
+        let mut tx = begin_for_tenant(self.runner.log().pool(), tenant).await?;
+        sqlx::query(
+            "UPDATE social_deliveries SET attempts = $3, done = $4, \
+               next_attempt_at = coalesce($5, next_attempt_at) \
+             WHERE tenant_id = $1 AND message_id = $2",
+        )
+        .bind(tenant.into_uuid())
+        .bind(message)
+        .bind(attempts)
+        .bind(next.is_none())
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        tenant: TenantId,
+        message: Uuid,
+        now: DateTime<Utc>,
+        command: DeliveryCommand,
+    ) -> Result<(), CommandError<DeliveryError>> {
+        let ctx = CommandContext::new(tenant, now, Actor::system("social-delivery"));
+        let stream =
+            delivery::stream_id(message).map_err(|e| CommandError::Unexpected(e.into()))?;
+        self.runner
+            .execute::<Delivery>(&ctx, &stream, &command)
+            .await
+            .map(|_| ())
+    }
+
+    /// One reply: start an attempt, send, record the outcome.
+    async fn deliver(
+        &self,
+        tenant: TenantId,
+        message: Uuid,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let Some(q) = self.row(tenant, message).await? else {
+            return Ok(());
+        };
+        let attempt = q.attempts + 1;
+        match self
+            .record(
+                tenant,
+                message,
+                now,
+                DeliveryCommand::Start {
+                    ticket: q.ticket_id,
+                    message,
+                    channel: q.channel.clone(),
+                    attempt: u32::try_from(attempt).unwrap_or(1),
+                },
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(CommandError::Domain(DeliveryError::Interrupted)) => {
+                let reason = format!(
+                    "sending was interrupted and {} may or may not have received the reply; it is not sent again to avoid a duplicate: check on {} and answer again if needed",
+                    q.channel, q.channel
+                );
+                self.record(tenant, message, now, DeliveryCommand::Fail { reason })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                return self.update(tenant, message, attempt, None).await;
+            }
+            Err(CommandError::Domain(DeliveryError::Finished)) => {
+                return self.update(tenant, message, q.attempts, None).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        }
+        let outcome = self.send(tenant, &q, now).await;
+        let account = AccountId(q.account_id);
+        match outcome {
+            Ok(sent) => {
+                self.record(
+                    tenant,
+                    message,
+                    now,
+                    DeliveryCommand::Succeed {
+                        platform_id: sent.platform_id,
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                self.update(tenant, message, attempt, None).await?;
+                self.health(tenant, account, Health::Ok).await;
+            }
+            Err(Failure::Send(e)) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                let next = next_attempt(&e, attempt, now);
+                if e.degrades_account() {
+                    self.health(tenant, account, degraded(&e)).await;
+                }
+                self.record(
+                    tenant,
+                    message,
+                    now,
+                    DeliveryCommand::Retry {
+                        reason: e.to_string(),
+                        next_at: next,
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                self.update(tenant, message, attempt, Some(next)).await?;
+            }
+            Err(failure) => {
+                let reason = match &failure {
+                    Failure::Send(e) if e.is_retryable() => {
+                        format!("gave up after {attempt} attempts: {e}")
+                    }
+                    Failure::Send(e) => {
+                        if e.degrades_account() {
+                            self.health(tenant, account, degraded(e)).await;
+                        }
+                        e.to_string()
+                    }
+                    Failure::Cannot(reason) => reason.clone(),
+                };
+                self.record(tenant, message, now, DeliveryCommand::Fail { reason })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                self.update(tenant, message, attempt, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn health(&self, tenant: TenantId, account: AccountId, health: Health) {
+        if let Err(e) = self.accounts.report_health(tenant, account, health).await {
+            tracing::warn!(tenant_id = %tenant, error = %e, "could not record an account's health");
+        }
+    }
+
+    /// Calls the network; no connection is held meanwhile.
+    async fn send(
+        &self,
+        tenant: TenantId,
+        q: &Queued,
+        now: DateTime<Utc>,
+    ) -> Result<Sent, Failure> {
+        let target = match &q.target.0 {
+            QueuedTarget::Unknown { reason } => return Err(Failure::Cannot(reason.clone())),
+            QueuedTarget::Public { in_reply_to } => ReplyTarget::Public {
+                in_reply_to: in_reply_to.clone(),
+            },
+            QueuedTarget::Direct { recipient } => {
+                let last = async {
+                    let mut tx = begin_for_tenant(self.runner.log().pool(), tenant).await?;
+                    let last =
+                        conversations::last_written(&mut tx, q.account_id, recipient).await?;
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(last)
+                }
+                .await
+                .map_err(|e| Failure::Send(temporary(&q.channel, &e)))?;
+                ReplyTarget::Direct {
+                    recipient: recipient.clone(),
+                    last_inbound_at: last.unwrap_or(now),
+                }
+            }
+        };
+        let account = AccountId(q.account_id);
+        let state = match self.accounts.state(tenant, account).await {
+            Ok(s) => s,
+            Err(SocialError::NotFound) => {
+                return Err(Failure::Cannot("the account the citizen wrote to is no longer linked; reply on another channel".into()));
+            }
+            Err(e) => return Err(Failure::Send(temporary(&q.channel, &e))),
+        };
+        if state.unlinked {
+            return Err(Failure::Cannot(format!(
+                "the {} account {} was unlinked; link it again or reply on another channel",
+                state.network.as_str(),
+                state.name
+            )));
+        }
+        let creds = self
+            .accounts
+            .credentials(tenant, account)
+            .await
+            .map_err(|e| Failure::Send(temporary(&q.channel, &e)))?;
+        let reply = OutboundReply {
+            target,
+            text: q.body.clone(),
+            now,
+        };
+        let result = match state.network {
+            Network::Facebook => self.graph.send(&creds, &reply).await,
+            Network::Instagram => self.instagram.send(&creds, &reply).await,
+            Network::X => self.x.send(&creds, &reply).await,
+        };
+        result.map_err(Failure::Send)
+    }
+}
+
+/// Why a reply was not sent.
+enum Failure {
+    /// The network said so.
+    Send(SendError),
+    /// It cannot be sent at all (nothing to answer, the account unlinked).
+    Cannot(String),
+}
+
+fn temporary(channel: &str, e: &dyn std::fmt::Display) -> SendError {
+    tracing::warn!(error = %e, "delivery could not prepare its call");
+    SendError::Temporary {
+        network: match Network::parse(channel) {
+            Some(Network::Facebook) => "facebook",
+            Some(Network::Instagram) => "instagram",
+            Some(Network::X) => "x",
+            None => "the network",
+        },
+        reason: "the platform could not prepare the call".into(),
+    }
+}
+
+fn degraded(e: &SendError) -> Health {
+    Health::Degraded {
+        reason: e.to_string(),
+        until: match e {
+            SendError::RateLimited { until, .. } => Some(*until),
+            _ => None,
+        },
+    }
+}
+
+/// When to try again after `e` on attempt `attempt`: a rate limit's reset,
+/// or 2^attempt seconds with ±50% jitter, at most [`MAX_BACKOFF`].
+fn next_attempt(e: &SendError, attempt: i32, now: DateTime<Utc>) -> DateTime<Utc> {
+    if let SendError::RateLimited { until, .. } = e {
+        return (*until).max(now + chrono::Duration::seconds(1));
+    }
+    let base = 2f64.powi(attempt.clamp(0, 20));
+    let mut r = [0u8; 2];
+    let jitter = match getrandom::fill(&mut r) {
+        Ok(()) => 0.5 + f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX),
+        Err(_) => 1.0,
+    };
+    let secs = (base * jitter).min(MAX_BACKOFF.num_seconds() as f64);
+    now + chrono::Duration::milliseconds((secs * 1000.0) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_waits_for_a_rate_limit() {
+        let now = DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default();
+        let temp = SendError::Temporary {
+            network: "x",
+            reason: "503".into(),
+        };
+        for attempt in 1..6 {
+            let wait = (next_attempt(&temp, attempt, now) - now).num_milliseconds() as f64 / 1000.0;
+            let base = 2f64.powi(attempt);
+            assert!(
+                wait >= base * 0.5 - 0.01 && wait <= base * 1.5 + 0.01,
+                "{attempt}: {wait}"
+            );
+        }
+        let far = next_attempt(&temp, 30, now) - now;
+        assert!(far <= MAX_BACKOFF);
+        let until = now + chrono::Duration::minutes(15);
+        let limited = SendError::RateLimited {
+            network: "x",
+            until,
+        };
+        assert_eq!(next_attempt(&limited, 1, now), until);
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the social service on a fresh database of the real
+//! server, with the networks played by the local fakes: webhooks in (signed,
+//! verified, deduplicated, parked), tickets opened from them, replies out on
+//! the same channel, delivery states back on the ticket.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod end_to_end;
+mod support;
+mod webhooks;
