@@ -113,6 +113,16 @@ CREATE INDEX tickets_by_due ON tickets (tenant_id, due_order, ticket_id);
 CREATE INDEX tickets_by_opening ON tickets (tenant_id, opened_at);
 CREATE INDEX tickets_next_breach ON tickets (next_breach_at) WHERE next_breach_at IS NOT NULL;
 
+-- ticket_status_counts: how many of the tenant's tickets are in each
+-- status, kept by the projection as tickets open and move, so the inbox's
+-- counts are a few rows read whatever the tenant's size.
+CREATE TABLE ticket_status_counts (
+    tenant_id uuid   NOT NULL,
+    status    text   NOT NULL,
+    tickets   bigint NOT NULL,
+    PRIMARY KEY (tenant_id, status)
+);
+
 CREATE TABLE ticket_messages (
     tenant_id            uuid        NOT NULL,
     ticket_id            uuid        NOT NULL,
@@ -170,6 +180,12 @@ CREATE POLICY tenant_isolation ON tickets
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
 CREATE POLICY log_reader_sees_all ON tickets FOR SELECT TO ventanilla_log_reader USING (true);
 
+ALTER TABLE ticket_status_counts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ticket_status_counts FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON ticket_status_counts
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+
 ALTER TABLE ticket_messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ticket_messages FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON ticket_messages
@@ -184,7 +200,7 @@ CREATE POLICY tenant_isolation ON ticket_timeline
 
 GRANT SELECT, INSERT, UPDATE, DELETE
     ON ticket_reference_counters, ticket_references, ticket_conversations,
-       tickets, ticket_messages, ticket_timeline
+       tickets, ticket_status_counts, ticket_messages, ticket_timeline
     TO ventanilla_app;
 GRANT SELECT ON tickets TO ventanilla_log_reader;
 

@@ -33,9 +33,10 @@
 -- of the tenant it set, with two documented exceptions used only through
 -- SECURITY DEFINER functions owned by ventanilla_log_reader (as in 0006 and
 -- 0008): social_account_lookup(), which finds the tenant of the account a
--- webhook URL names (the request arrives before any tenant is known), and
+-- webhook URL names (the request arrives before any tenant is known),
 -- social_deliveries_due(), with which the delivery worker finds due replies
--- across tenants. Both return ids only.
+-- across tenants, and social_accounts_to_poll(), with which the mention
+-- poller finds the accounts it polls. They return ids only.
 
 CREATE TABLE social_accounts (
     tenant_id   uuid        NOT NULL,
@@ -44,6 +45,7 @@ CREATE TABLE social_accounts (
     external_id text        NOT NULL,
     name        text        NOT NULL,
     human_agent boolean     NOT NULL,
+    poll_mentions boolean   NOT NULL DEFAULT false,
     unlinked    boolean     NOT NULL DEFAULT false,
     health      jsonb       NOT NULL,
     linked_at   timestamptz NOT NULL,
@@ -148,6 +150,19 @@ $$;
 ALTER FUNCTION social_account_lookup(uuid) OWNER TO ventanilla_log_reader;
 REVOKE ALL ON FUNCTION social_account_lookup(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION social_account_lookup(uuid) TO ventanilla_app;
+
+-- The linked accounts whose mentions are polled (ids only), for the
+-- mention poller, which then reads each account's cursor from its stream.
+CREATE FUNCTION social_accounts_to_poll()
+RETURNS TABLE (tenant_id uuid, account_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT a.tenant_id, a.account_id FROM public.social_accounts a
+    WHERE a.poll_mentions AND NOT a.unlinked
+    ORDER BY a.tenant_id, a.account_id
+$$;
+ALTER FUNCTION social_accounts_to_poll() OWNER TO ventanilla_log_reader;
+REVOKE ALL ON FUNCTION social_accounts_to_poll() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION social_accounts_to_poll() TO ventanilla_app;
 
 -- The replies due to be sent at p_now, earliest first (ids only).
 CREATE FUNCTION social_deliveries_due(p_now timestamptz, p_limit integer)

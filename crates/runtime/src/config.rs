@@ -179,6 +179,11 @@ pub const KEYS: &[Key] = &[
         "X's API (a local fake in tests and the simulator)",
     ),
     key(
+        "social.poll_interval_secs",
+        Some("60"),
+        "how often X mentions are polled (accounts without webhook access, and gaps)",
+    ),
+    key(
         "social.simulator",
         Some("false"),
         "true: serve runs local simulated Facebook and X APIs and sends replies to them (development and demos only)",
@@ -228,6 +233,8 @@ pub struct SocialSettings {
     pub x_base_url: String,
     /// How often the delivery worker looks for due replies, in ms.
     pub delivery_interval_ms: u64,
+    /// How often X mentions are polled, in seconds.
+    pub poll_interval_secs: u64,
     /// Whether `serve` runs the simulated networks (development only).
     pub simulator: bool,
 }

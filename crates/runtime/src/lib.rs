@@ -13,6 +13,7 @@ pub mod health;
 pub mod modules;
 pub mod shutdown;
 pub mod telemetry;
+pub mod ticker;
 
 pub use config::{ConfigError, LogFormat, Settings, env_sample};
 pub use health::{ReadinessCheck, ops_router};

@@ -13,6 +13,8 @@
 
 #![allow(clippy::expect_used)]
 
+pub mod isolation;
+
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;

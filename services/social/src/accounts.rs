@@ -286,6 +286,9 @@ impl Accounts {
             external_id: request.external_id.clone(),
             name: request.name.clone(),
             human_agent: request.human_agent,
+            // X accounts are polled for mentions (with or without webhook
+            // access: a mention read both ways is stored once).
+            poll_mentions: network == Network::X,
             quota_left: self.quota_left(tenant).await?,
         };
         // Decide first (a refusal writes nothing), store the secret, then
@@ -563,8 +566,8 @@ impl Handler for AccountsProjection {
                 AccountEvent::Linked(l) => {
                     sqlx::query(
                         "INSERT INTO social_accounts (tenant_id, account_id, network, external_id, name, \
-                           human_agent, health, linked_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
+                           human_agent, poll_mentions, health, linked_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8, $8) ON CONFLICT DO NOTHING",
                     )
                     .bind(tenant)
                     .bind(id)
@@ -574,9 +577,11 @@ impl Handler for AccountsProjection {
                     .bind(l.human_agent)
                     .bind(serde_json::to_value(Health::Ok)?)
                     .bind(l.at)
+                    .bind(l.poll_mentions)
                     .execute(conn)
                     .await?;
                 }
+                AccountEvent::CursorAdvanced(_) => {}
                 AccountEvent::CredentialsRotated(c) => {
                     sqlx::query(
                         "UPDATE social_accounts SET health = $3, updated_at = $4 \

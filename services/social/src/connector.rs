@@ -181,7 +181,7 @@ pub enum SendError {
         reason: String,
     },
     /// A failure that may pass (a 5xx, a timeout): retry with backoff.
-    #[error("{network} is not answering properly ({reason}); it will be retried")]
+    #[error("{network} is not answering properly ({reason})")]
     Temporary {
         /// The network.
         network: &'static str,

@@ -7,7 +7,9 @@
 //! - [`meta`]: Facebook Pages, Messenger and Instagram (Graph API);
 //! - [`x`]: X (API v2, Account Activity webhooks);
 //! - [`vault`]: credentials encrypted at rest;
-//! - [`webhooks`]: the endpoints the networks call;
+//! - [`webhooks`]: the endpoints the networks call; [`ingest`]: recording
+//!   what citizens wrote; [`polling`]: X mentions read by polling;
+//!   [`publications`]: announcements posted to linked accounts;
 //! - [`conversations`]: the messages citizens wrote, to answer them;
 //! - `fake` (feature `fakes`, and in tests): local servers reproducing the
 //!   networks' APIs and signed webhooks; `simulator` (feature `fakes`): the
@@ -27,8 +29,11 @@ pub mod connector;
 pub mod conversations;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
+pub mod ingest;
 pub mod meta;
 pub mod outbound;
+pub mod polling;
+pub mod publications;
 #[cfg(feature = "fakes")]
 pub mod simulator;
 pub mod vault;
@@ -44,8 +49,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
 }
 
 /// The social service as a module of the binary: the webhook endpoints,
-/// the outbound reactor (subscription [`outbound::SUBSCRIPTION`]) and the
-/// delivery worker.
+/// the outbound reactor (subscription [`outbound::SUBSCRIPTION`]), the
+/// delivery worker and the mention poller.
 pub struct SocialService {
     log: Arc<PgEventLog>,
     settings: SocialSettings,
@@ -141,6 +146,13 @@ impl Module for SocialService {
             Duration::from_millis(self.settings.delivery_interval_ms.max(50)),
         )?;
         let worker = tokio::spawn(worker.run(shutdown.clone()));
+        let poller = polling::MentionPoller::new(
+            self.accounts(),
+            Arc::clone(&self.log),
+            &x_base,
+            Duration::from_secs(self.settings.poll_interval_secs.max(5)),
+        )?;
+        let poller = tokio::spawn(poller.run(shutdown.clone()));
         tracing::info!(
             service = "social",
             "started: webhooks, outbound reactor, delivery worker"
@@ -148,6 +160,7 @@ impl Module for SocialService {
         Ok(Running::new(async move {
             outbound.await??;
             worker.await?;
+            poller.await?;
             Ok(())
         }))
     }

@@ -35,10 +35,13 @@ use ventanilla_kernel::{Actor, TenantId};
 use ventanilla_postgres::{Handler, PgEventLog, TenantTx, begin_for_tenant};
 use ventanilla_social_domain::account::{AccountId, Health, Network};
 use ventanilla_social_domain::delivery::{self, Delivery, DeliveryCommand, DeliveryError};
+use ventanilla_social_domain::publication::{
+    self, Publication, PublicationCommand, PublicationError,
+};
 use ventanilla_tickets_domain::ticket::TicketEvent;
 
 use crate::accounts::{Accounts, SocialError};
-use crate::connector::{OutboundReply, ReplyTarget, SendError, Sent};
+use crate::connector::{OutboundReply, Post, ReplyTarget, SendError, Sent};
 use crate::conversations;
 use crate::{meta, x};
 
@@ -61,6 +64,45 @@ enum QueuedTarget {
     Public { in_reply_to: String },
     /// Nothing to answer: the citizen's message is not known here.
     Unknown { reason: String },
+    /// A post of publication `publication` on the account's page or
+    /// timeline (the row's `ticket_id` is the publication's id).
+    Post { link: Option<String> },
+}
+
+/// Queues the post of publication `publication` on `account` (in the
+/// caller's tenant-scoped transaction): the row's id is derived from both,
+/// so queueing twice queues once.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn queue_post(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    publication: Uuid,
+    account: AccountId,
+    network: Network,
+    text: &str,
+    link: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let id = Uuid::new_v5(&publication, account.0.as_bytes());
+    let target = serde_json::to_value(QueuedTarget::Post {
+        link: link.map(str::to_owned),
+    })
+    .unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO social_deliveries (tenant_id, message_id, ticket_id, account_id, channel, target, body, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant.into_uuid())
+    .bind(id)
+    .bind(publication)
+    .bind(account.0)
+    .bind(network.as_str())
+    .bind(target)
+    .bind(text)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Queues replies written on social channels.
@@ -205,18 +247,13 @@ impl DeliveryWorker {
 
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut every = tokio::time::interval(self.interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = every.tick() => {
-                    if let Err(e) = self.tick(Utc::now()).await {
-                        tracing::warn!(error = %e, "the delivery worker's tick failed");
-                    }
-                }
-            }
-        }
+        ventanilla_runtime::ticker::every(
+            self.interval,
+            shutdown,
+            "the delivery worker",
+            || async { self.tick(Utc::now()).await.map(|_| ()) },
+        )
+        .await;
     }
 
     async fn row(&self, tenant: TenantId, message: Uuid) -> anyhow::Result<Option<Queued>> {
@@ -283,6 +320,10 @@ impl DeliveryWorker {
         let Some(q) = self.row(tenant, message).await? else {
             return Ok(());
         };
+        if let QueuedTarget::Post { link } = &q.target.0 {
+            let link = link.clone();
+            return self.post(tenant, message, &q, link, now).await;
+        }
         let attempt = q.attempts + 1;
         match self
             .record(
@@ -371,6 +412,134 @@ impl DeliveryWorker {
         Ok(())
     }
 
+    async fn publication(
+        &self,
+        tenant: TenantId,
+        publication: Uuid,
+        now: DateTime<Utc>,
+        command: PublicationCommand,
+    ) -> Result<(), CommandError<PublicationError>> {
+        let ctx = CommandContext::new(tenant, now, Actor::system("social-publisher"));
+        let stream =
+            publication::stream_id(publication).map_err(|e| CommandError::Unexpected(e.into()))?;
+        self.runner
+            .execute::<Publication>(&ctx, &stream, &command)
+            .await
+            .map(|_| ())
+    }
+
+    /// One post of a publication: start, publish, record — as a reply.
+    async fn post(
+        &self,
+        tenant: TenantId,
+        row: Uuid,
+        q: &Queued,
+        link: Option<String>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let (publication, account) = (q.ticket_id, AccountId(q.account_id));
+        let attempt = q.attempts + 1;
+        match self
+            .publication(
+                tenant,
+                publication,
+                now,
+                PublicationCommand::Start { account },
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(CommandError::Domain(PublicationError::Interrupted)) => {
+                let reason = format!(
+                    "posting was interrupted and {} may or may not have published it; it is not posted again to avoid a duplicate: check the account",
+                    q.channel
+                );
+                self.publication(
+                    tenant,
+                    publication,
+                    now,
+                    PublicationCommand::Fail { account, reason },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                return self.update(tenant, row, attempt, None).await;
+            }
+            Err(CommandError::Domain(_)) => {
+                return self.update(tenant, row, q.attempts, None).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        }
+        let result = async {
+            let state = self
+                .accounts
+                .state(tenant, account)
+                .await
+                .map_err(|e| Failure::Send(temporary(&q.channel, &e)))?;
+            if state.unlinked {
+                return Err(Failure::Cannot("the account was unlinked".into()));
+            }
+            let creds = self
+                .accounts
+                .credentials(tenant, account)
+                .await
+                .map_err(|e| Failure::Send(temporary(&q.channel, &e)))?;
+            let post = Post {
+                text: q.body.clone(),
+                link,
+            };
+            match state.network {
+                Network::Facebook => self.graph.publish(&creds, &post).await,
+                Network::Instagram => self.instagram.publish(&creds, &post).await,
+                Network::X => self.x.publish(&creds, &post).await,
+            }
+            .map_err(Failure::Send)
+        }
+        .await;
+        let command = match result {
+            Ok(sent) => {
+                self.health(tenant, account, Health::Ok).await;
+                PublicationCommand::Posted {
+                    account,
+                    platform_id: sent.platform_id,
+                }
+            }
+            Err(Failure::Send(e)) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                if e.degrades_account() {
+                    self.health(tenant, account, degraded(&e)).await;
+                }
+                // The attempt ended without a post: a new one may start.
+                self.publication(
+                    tenant,
+                    publication,
+                    now,
+                    PublicationCommand::Retry {
+                        account,
+                        reason: e.to_string(),
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                return self
+                    .update(tenant, row, attempt, Some(next_attempt(&e, attempt, now)))
+                    .await;
+            }
+            Err(Failure::Send(e)) => {
+                if e.degrades_account() {
+                    self.health(tenant, account, degraded(&e)).await;
+                }
+                PublicationCommand::Fail {
+                    account,
+                    reason: e.to_string(),
+                }
+            }
+            Err(Failure::Cannot(reason)) => PublicationCommand::Fail { account, reason },
+        };
+        self.publication(tenant, publication, now, command)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.update(tenant, row, attempt, None).await
+    }
+
     async fn health(&self, tenant: TenantId, account: AccountId, health: Health) {
         if let Err(e) = self.accounts.report_health(tenant, account, health).await {
             tracing::warn!(tenant_id = %tenant, error = %e, "could not record an account's health");
@@ -386,6 +555,9 @@ impl DeliveryWorker {
     ) -> Result<Sent, Failure> {
         let target = match &q.target.0 {
             QueuedTarget::Unknown { reason } => return Err(Failure::Cannot(reason.clone())),
+            QueuedTarget::Post { .. } => {
+                return Err(Failure::Cannot("a post is not a reply".into()));
+            }
             QueuedTarget::Public { in_reply_to } => ReplyTarget::Public {
                 in_reply_to: in_reply_to.clone(),
             },

@@ -29,13 +29,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use uuid::Uuid;
-use ventanilla_eventlog::{EventLog, ExpectedVersion, Metadata, NewEvent};
-use ventanilla_kernel::{Actor, TenantId};
+use ventanilla_kernel::TenantId;
 use ventanilla_postgres::{PgEventLog, begin_for_tenant};
 use ventanilla_social_domain::account::{AccountId, Network};
-use ventanilla_social_domain::inbound::{
-    MESSAGE_RECEIVED, MessageReceived, inbound_stream, message_event_id,
-};
 use ventanilla_tenancy::TenancyError;
 
 use crate::accounts::{Accounts, SocialError};
@@ -138,55 +134,13 @@ impl Webhooks {
 
     /// Records the citizens' messages of a verified, parsed delivery.
     async fn ingest(&self, t: &Target, delivery: Delivery) -> Response {
-        let stream = match inbound_stream(t.account) {
-            Ok(s) => s,
-            Err(e) => return internal(&e),
-        };
-        let correlation = Uuid::new_v4();
-        for m in delivery.messages {
-            let event = MessageReceived {
-                account: t.account,
-                channel: m.channel.to_owned(),
-                kind: m.kind,
-                platform_id: m.platform_id,
-                thread: m.thread,
-                in_reply_to: m.in_reply_to,
-                author: m.author,
-                text: m.text,
-                sent_at: m.sent_at,
-            };
-            let data = match serde_json::to_value(&event) {
-                Ok(d) => d,
-                Err(e) => return internal(&e),
-            };
-            let new = NewEvent {
-                id: message_event_id(&event.channel, &event.platform_id),
-                event_type: MESSAGE_RECEIVED.to_owned(),
-                schema_version: 1,
-                data,
-                metadata: Metadata {
-                    correlation_id: correlation,
-                    causation_id: None,
-                    traceparent: None,
-                    actor: Actor::Citizen {
-                        channel: event.channel.clone(),
-                    },
-                },
-            };
-            // One append per message: a redelivered message is a no-op
-            // whatever else its batch holds.
-            if let Err(e) = self
-                .log
-                .append(t.tenant, &stream, ExpectedVersion::Any, vec![new])
-                .await
-            {
-                return internal(&e);
-            }
-        }
         if !delivery.removed.is_empty() {
             tracing::info!(account = %t.account.0, removed = delivery.removed.len(), "citizens removed messages (kept in the tickets)");
         }
-        status(StatusCode::OK, "EVENT_RECEIVED")
+        match crate::ingest::record(&self.log, t.tenant, t.account, delivery.messages).await {
+            Ok(_) => status(StatusCode::OK, "EVENT_RECEIVED"),
+            Err(e) => internal(&e),
+        }
     }
 
     /// The common path of a POST: account, suspension, signature, parse.

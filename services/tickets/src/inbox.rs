@@ -40,7 +40,12 @@ impl Projection for InboxProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["tickets", "ticket_messages", "ticket_timeline"]
+        &[
+            "tickets",
+            "ticket_status_counts",
+            "ticket_messages",
+            "ticket_timeline",
+        ]
     }
 }
 
@@ -93,7 +98,7 @@ async fn apply(
     // The history: every event, once (a batch replayed after a crash
     // rewrites the same rows), at the instant it records (the decider's
     // `now`), which is what the presence figures count by.
-    sqlx::query(
+    let recorded = sqlx::query(
         "INSERT INTO ticket_timeline (tenant_id, ticket_id, version, event_type, actor, data, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, ticket_id, version) DO NOTHING",
     )
@@ -105,7 +110,12 @@ async fn apply(
     .bind(&e.data)
     .bind(event_at(event))
     .execute(&mut *conn)
-    .await?;
+    .await?
+    .rows_affected();
+    if recorded == 0 {
+        // Applied before (a batch replayed): counts must not move twice.
+        return Ok(());
+    }
 
     match event {
         TicketEvent::Opened(o) => {
@@ -138,6 +148,7 @@ async fn apply(
             .bind(version)
             .execute(&mut *conn)
             .await?;
+            count(conn, tenant, Status::New.as_str(), 1).await?;
             return Ok(());
         }
         TicketEvent::MessageReceived(m) => {
@@ -317,6 +328,8 @@ async fn apply(
             .await?;
         }
         TicketEvent::StatusChanged(s) => {
+            count(conn, tenant, s.from.as_str(), -1).await?;
+            count(conn, tenant, s.to.as_str(), 1).await?;
             let extra = match s.to {
                 Status::Resolved => ", resolved_at = $4, resolution_due = NULL",
                 Status::Reopened => ", resolved_at = NULL, reopened_count = reopened_count + 1",
@@ -395,6 +408,20 @@ fn event_at(event: &TicketEvent) -> DateTime<Utc> {
         TicketEvent::DueSet(e) => e.at,
         TicketEvent::SlaBreached(e) => e.at,
     }
+}
+
+/// Moves the tenant's count of tickets in `status` by `by`.
+async fn count(conn: &mut PgConnection, tenant: Uuid, status: &str, by: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO ticket_status_counts (tenant_id, status, tickets) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id, status) DO UPDATE SET tickets = ticket_status_counts.tickets + EXCLUDED.tickets",
+    )
+    .bind(tenant)
+    .bind(status)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// `UPDATE tickets SET <set>, version = $3` for one ticket; `$4` is `at`.
@@ -637,9 +664,9 @@ pub async fn inbox_page(
 /// are left out).
 pub async fn status_counts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT status, count(*) FROM tickets \
-         WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid \
-         GROUP BY status ORDER BY status",
+        "SELECT status, tickets FROM ticket_status_counts \
+         WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid AND tickets > 0 \
+         ORDER BY status",
     )
     .fetch_all(conn)
     .await

@@ -75,17 +75,9 @@ impl BreachTimer {
     /// Ticks until `shutdown`. A failed tick is logged and retried at the
     /// next one.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut every = tokio::time::interval(self.interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = every.tick() => {
-                    if let Err(e) = self.tick(Utc::now()).await {
-                        tracing::warn!(error = %e, "the breach timer's tick failed");
-                    }
-                }
-            }
-        }
+        ventanilla_runtime::ticker::every(self.interval, shutdown, "the breach timer", || async {
+            self.tick(Utc::now()).await.map(|_| ())
+        })
+        .await;
     }
 }

@@ -94,8 +94,18 @@ pub enum AccountCommand {
         /// Whether Meta approved the `HUMAN_AGENT` tag for this page
         /// (Messenger replies up to 7 days after the citizen's message).
         human_agent: bool,
+        /// Whether the platform polls the account's mentions (X accounts
+        /// without webhook access).
+        poll_mentions: bool,
         /// How many more accounts the plan allows (the service counts).
         quota_left: u32,
+    },
+    /// Records how far the mentions were read by polling (the newest id
+    /// seen), after the mentions up to it were recorded. A no-op unless it
+    /// moves the cursor forward.
+    AdvanceCursor {
+        /// The newest platform id read.
+        since_id: String,
     },
     /// Records that new credentials were stored (encrypted, by the
     /// service); clears a degraded health caused by old ones.
@@ -122,6 +132,18 @@ pub struct Linked {
     pub name: String,
     /// Whether the `HUMAN_AGENT` tag is approved.
     pub human_agent: bool,
+    /// Whether its mentions are polled.
+    #[serde(default)]
+    pub poll_mentions: bool,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// `account.cursor_advanced`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorAdvanced {
+    /// The newest platform id read by polling.
+    pub since_id: String,
     /// When.
     pub at: DateTime<Utc>,
 }
@@ -160,12 +182,15 @@ pub enum AccountEvent {
     Unlinked(Unlinked),
     /// `account.health_changed`
     HealthChanged(HealthChanged),
+    /// `account.cursor_advanced`
+    CursorAdvanced(CursorAdvanced),
 }
 
 const LINKED: &str = "account.linked";
 const CREDENTIALS_ROTATED: &str = "account.credentials_rotated";
 const UNLINKED: &str = "account.unlinked";
 const HEALTH_CHANGED: &str = "account.health_changed";
+const CURSOR_ADVANCED: &str = "account.cursor_advanced";
 
 /// Reads a stored payload of schema version 1.
 fn decode<T: serde::de::DeserializeOwned>(
@@ -183,6 +208,7 @@ impl DomainEvent for AccountEvent {
             AccountEvent::CredentialsRotated(_) => CREDENTIALS_ROTATED,
             AccountEvent::Unlinked(_) => UNLINKED,
             AccountEvent::HealthChanged(_) => HEALTH_CHANGED,
+            AccountEvent::CursorAdvanced(_) => CURSOR_ADVANCED,
         }
     }
 
@@ -192,6 +218,7 @@ impl DomainEvent for AccountEvent {
             AccountEvent::CredentialsRotated(e) => serde_json::to_value(e),
             AccountEvent::Unlinked(e) => serde_json::to_value(e),
             AccountEvent::HealthChanged(e) => serde_json::to_value(e),
+            AccountEvent::CursorAdvanced(e) => serde_json::to_value(e),
         }
         .unwrap_or_default()
     }
@@ -208,6 +235,7 @@ impl DomainEvent for AccountEvent {
             }
             UNLINKED => Self::Unlinked(decode(event_type, schema_version, data)?),
             HEALTH_CHANGED => Self::HealthChanged(decode(event_type, schema_version, data)?),
+            CURSOR_ADVANCED => Self::CursorAdvanced(decode(event_type, schema_version, data)?),
             other => {
                 return Err(UpcastError {
                     event_type: other.to_owned(),
@@ -257,6 +285,10 @@ pub struct AccountDetails {
     pub name: String,
     /// Whether the `HUMAN_AGENT` tag is approved.
     pub human_agent: bool,
+    /// Whether its mentions are polled.
+    pub poll_mentions: bool,
+    /// The newest mention read by polling.
+    pub since_id: Option<String>,
     /// Whether it is unlinked.
     pub unlinked: bool,
     /// How it is doing.
@@ -272,6 +304,15 @@ pub struct AccountState {
 
 /// The aggregate.
 pub struct Account;
+
+/// Whether platform id `a` is later than `b`: numeric ids (X's) compare as
+/// numbers, others as text.
+fn later_id(a: &str, b: &str) -> bool {
+    match (a.parse::<u128>(), b.parse::<u128>()) {
+        (Ok(x), Ok(y)) => x > y,
+        _ => a > b,
+    }
+}
 
 fn check(field: &'static str, value: &str) -> Result<(), AccountError> {
     let chars = value.chars().count();
@@ -301,6 +342,7 @@ impl Decider for Account {
             external_id,
             name,
             human_agent,
+            poll_mentions,
             quota_left,
         } = command
         {
@@ -324,6 +366,7 @@ impl Decider for Account {
                 external_id: external_id.trim().to_owned(),
                 name: name.trim().to_owned(),
                 human_agent: *human_agent,
+                poll_mentions: *poll_mentions,
                 at: now,
             })]);
         }
@@ -333,6 +376,19 @@ impl Decider for Account {
             AccountCommand::Unlink if a.unlinked => Ok(vec![]),
             AccountCommand::Unlink => Ok(vec![AccountEvent::Unlinked(Unlinked { at: now })]),
             _ if a.unlinked => Err(AccountError::Unlinked),
+            AccountCommand::AdvanceCursor { since_id } => {
+                let newer = match &a.since_id {
+                    None => true,
+                    Some(old) => later_id(since_id, old),
+                };
+                if !newer {
+                    return Ok(vec![]);
+                }
+                Ok(vec![AccountEvent::CursorAdvanced(CursorAdvanced {
+                    since_id: since_id.clone(),
+                    at: now,
+                })])
+            }
             AccountCommand::CredentialsRotated => {
                 Ok(vec![AccountEvent::CredentialsRotated(CredentialsRotated {
                     at: now,
@@ -368,6 +424,8 @@ impl Decider for Account {
                     external_id: e.external_id.clone(),
                     name: e.name.clone(),
                     human_agent: e.human_agent,
+                    poll_mentions: e.poll_mentions,
+                    since_id: None,
                     unlinked: false,
                     health: Health::Ok,
                 });
@@ -385,6 +443,11 @@ impl Decider for Account {
             AccountEvent::HealthChanged(e) => {
                 if let Some(a) = state.account.as_mut() {
                     a.health = e.health.clone();
+                }
+            }
+            AccountEvent::CursorAdvanced(e) => {
+                if let Some(a) = state.account.as_mut() {
+                    a.since_id = Some(e.since_id.clone());
                 }
             }
         }
@@ -411,6 +474,7 @@ mod tests {
             external_id: "1029384756".into(),
             name: "Concello de Lugo".into(),
             human_agent: false,
+            poll_mentions: false,
             quota_left,
         }
     }
@@ -422,6 +486,7 @@ mod tests {
             external_id: "1029384756".into(),
             name: "Concello de Lugo".into(),
             human_agent: false,
+            poll_mentions: false,
             at: now(),
         })
     }
@@ -460,6 +525,7 @@ mod tests {
                     external_id: external_id.into(),
                     name: name.into(),
                     human_agent: false,
+                    poll_mentions: false,
                     quota_left: 3,
                 })
                 .then_error(|e| matches!(e, AccountError::Invalid { field: f, .. } if *f == field));
@@ -530,5 +596,38 @@ mod tests {
         }
         assert_eq!(Network::parse(" X "), Some(Network::X));
         assert_eq!(Network::parse("myspace"), None);
+    }
+
+    #[test]
+    fn the_polling_cursor_only_moves_forward() {
+        let advance = |id: &str| AccountCommand::AdvanceCursor {
+            since_id: id.into(),
+        };
+        let moved = |id: &str| {
+            AccountEvent::CursorAdvanced(CursorAdvanced {
+                since_id: id.into(),
+                at: now(),
+            })
+        };
+        given::<Account>(vec![linked()])
+            .at(now())
+            .when(&advance("1800"))
+            .then(vec![moved("1800")]);
+        // 999 < 1800 as numbers, although "999" > "1800" as text.
+        given::<Account>(vec![linked(), moved("1800")])
+            .when(&advance("999"))
+            .then(vec![]);
+        given::<Account>(vec![linked(), moved("1800")])
+            .when(&advance("1800"))
+            .then(vec![]);
+        given::<Account>(vec![linked(), moved("1800")])
+            .at(now())
+            .when(&advance("18000"))
+            .then(vec![moved("18000")]);
+        let e = moved("1");
+        assert_eq!(
+            AccountEvent::from_stored(e.event_type(), 1, &e.to_data()).unwrap(),
+            e
+        );
     }
 }

@@ -11,8 +11,11 @@
 //!   write (read by the tickets service);
 //! - [`delivery`]: the delivery of a reply (`delivery-<uuid>`), attempts
 //!   recorded before the call; `delivery.sent` / `delivery.failed` are read
-//!   by the tickets service.
+//!   by the tickets service;
+//! - [`publication`]: an announcement posted to linked accounts
+//!   (`publication-<uuid>`), each post's attempt recorded first.
 
 pub mod account;
 pub mod delivery;
 pub mod inbound;
+pub mod publication;

@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod delivery;
 mod end_to_end;
+mod isolation;
+mod polling;
+mod publishing;
 mod support;
 mod webhooks;

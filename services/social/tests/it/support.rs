@@ -216,20 +216,10 @@ impl World {
             .unwrap()
     }
 
-    /// Runs `handler` as subscription `name` until it has read the whole
-    /// log.
+    /// Runs `handler` as subscription `name` until it has read every event
+    /// committed so far.
     pub async fn drain(&self, name: &str, handler: Arc<dyn Handler>) {
-        let mut sub = Subscription::join(
-            Arc::clone(&self.log),
-            self.db.app.clone(),
-            SubscriptionConfig::new(name, "test"),
-            handler,
-        )
-        .await
-        .unwrap();
-        sub.rebalance().await.unwrap();
-        sub.catch_up().await.unwrap();
-        sub.leave().await;
+        self.drain_all(name, handler).await;
     }
 
     /// Everything the services do after a webhook or a reply, in order:
@@ -255,20 +245,7 @@ impl World {
 
     /// Waits for every read model of both services.
     pub async fn caught_up(&self) {
-        let head = self.log.head().await.unwrap();
-        let mut all: Vec<Arc<dyn Projection>> = ventanilla_tickets::projections();
-        all.extend(ventanilla_social::projections());
-        for p in all {
-            ensure_caught_up(
-                Arc::clone(&self.log),
-                self.db.app.clone(),
-                p,
-                head,
-                Duration::from_secs(15),
-            )
-            .await
-            .unwrap();
-        }
+        self.caught_up_all().await;
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -277,4 +254,279 @@ impl World {
             .await
             .unwrap()
     }
+}
+
+/// Helpers of the isolation and delivery suites: accounts with their own
+/// ids and secrets, replies, the delivery queue and streams, and the worker
+/// at a chosen instant.
+impl World {
+    /// Links a Facebook Page with the given ids and secrets (so that two
+    /// councils hold different ones).
+    pub async fn link_page_with(
+        &self,
+        c: &Council,
+        page_id: &str,
+        token: &str,
+        app_secret: &str,
+        verify_token: &str,
+    ) -> (AccountId, String) {
+        self.graph.allow_token(token);
+        self.accounts
+            .link(
+                c.tenant,
+                c.admin,
+                &LinkRequest {
+                    network: "facebook".into(),
+                    external_id: page_id.into(),
+                    name: format!("Concello de {} ({page_id})", c.slug),
+                    access_token: SecretString::from(token.to_owned()),
+                    signing_secret: SecretString::from(app_secret.to_owned()),
+                    verify_token: Some(SecretString::from(verify_token.to_owned())),
+                    human_agent: false,
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Links an X account with the given ids and secrets.
+    pub async fn link_x_with(
+        &self,
+        c: &Council,
+        user_id: &str,
+        token: &str,
+        consumer_secret: &str,
+    ) -> (AccountId, String) {
+        self.x.allow_token(token, user_id);
+        self.accounts
+            .link(
+                c.tenant,
+                c.admin,
+                &LinkRequest {
+                    network: "x".into(),
+                    external_id: user_id.into(),
+                    name: format!("@concello{user_id}"),
+                    access_token: SecretString::from(token.to_owned()),
+                    signing_secret: SecretString::from(consumer_secret.to_owned()),
+                    verify_token: None,
+                    human_agent: false,
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    /// The one ticket of `tenant` opened on `channel`, as the owner sees it.
+    pub async fn ticket_on(
+        &self,
+        tenant: TenantId,
+        channel: &str,
+    ) -> ventanilla_tickets_domain::ticket::TicketId {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT ticket_id FROM tickets WHERE tenant_id = $1 AND channel = $2 ORDER BY opened_at",
+        )
+        .bind(tenant.into_uuid())
+        .bind(channel)
+        .fetch_all(&self.db.admin)
+        .await
+        .unwrap();
+        assert_eq!(ids.len(), 1, "tickets of {tenant} on {channel}: {ids:?}");
+        ventanilla_tickets_domain::ticket::TicketId(ids[0])
+    }
+
+    /// The council's agent answers `ticket` on its own channel.
+    pub async fn reply(
+        &self,
+        c: &Council,
+        ticket: ventanilla_tickets_domain::ticket::TicketId,
+        body: &str,
+    ) -> ventanilla_tickets_domain::ticket::MessageId {
+        self.tickets
+            .reply(
+                c.tenant,
+                c.agent,
+                ticket,
+                &ventanilla_tickets::service::ReplyRequest {
+                    body: body.into(),
+                    ..ventanilla_tickets::service::ReplyRequest::default()
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    /// The reply `message` as the agent sees it on the ticket.
+    pub async fn reply_view(
+        &self,
+        c: &Council,
+        ticket: ventanilla_tickets_domain::ticket::TicketId,
+        message: ventanilla_tickets_domain::ticket::MessageId,
+    ) -> ventanilla_tickets::inbox::MessageView {
+        let view = self
+            .tickets
+            .ticket(c.tenant, c.agent, ticket)
+            .await
+            .unwrap();
+        view.messages
+            .into_iter()
+            .find(|m| m.message_id == message.0)
+            .unwrap_or_else(|| panic!("reply {} is not on ticket {}", message.0, ticket.0))
+    }
+
+    /// Runs `handler` as subscription `name` until it has read every event
+    /// committed so far. Unlike [`World::drain`], it does not stop where
+    /// the log's gap-safe horizon happens to be: that horizon is the oldest
+    /// transaction running on the whole server (other tests' included), so
+    /// a single catch-up may stop short of events this test just wrote.
+    pub async fn drain_all(&self, name: &str, handler: Arc<dyn Handler>) {
+        let target = self.log.committed_head().await.unwrap();
+        let mut sub = Subscription::join(
+            Arc::clone(&self.log),
+            self.db.app.clone(),
+            SubscriptionConfig::new(name, "test"),
+            handler,
+        )
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            sub.rebalance().await.unwrap();
+            sub.catch_up().await.unwrap();
+            if sub
+                .checkpoints()
+                .values()
+                .min()
+                .is_some_and(|p| *p >= target)
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} has not read up to {target:?} within 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sub.leave().await;
+    }
+
+    /// Waits for every read model of both services to show every event
+    /// committed so far (see [`World::drain_all`] for why not `head`).
+    pub async fn caught_up_all(&self) {
+        let target = self.log.committed_head().await.unwrap();
+        let mut all: Vec<Arc<dyn Projection>> = ventanilla_tickets::projections();
+        all.extend(ventanilla_social::projections());
+        for p in all {
+            ensure_caught_up(
+                Arc::clone(&self.log),
+                self.db.app.clone(),
+                p,
+                target,
+                Duration::from_secs(15),
+            )
+            .await
+            .unwrap();
+        }
+    }
+
+    /// Tickets from messages and delivery outcomes on the tickets, up to
+    /// every event committed so far.
+    async fn inbound_all(&self) {
+        let inbound: Arc<dyn Handler> = Arc::new(InboundReactor::new(self.tickets.clone()));
+        self.drain_all(ventanilla_tickets::inbound::SUBSCRIPTION, inbound)
+            .await;
+    }
+
+    /// Everything up to the delivery worker, which does not run: tickets
+    /// from messages, outcomes on the tickets, replies queued, read models
+    /// caught up.
+    pub async fn queue(&self) {
+        self.inbound_all().await;
+        self.drain_all(
+            ventanilla_social::outbound::SUBSCRIPTION,
+            Arc::new(OutboundReactor),
+        )
+        .await;
+        self.caught_up_all().await;
+    }
+
+    /// One pass of the delivery worker at `now`, then the outcomes on the
+    /// tickets. Returns how many replies the worker handled.
+    pub async fn tick_at(&self, now: chrono::DateTime<Utc>) -> usize {
+        let handled = self.worker.tick(now).await.unwrap();
+        self.inbound_all().await;
+        self.caught_up_all().await;
+        handled
+    }
+
+    /// [`World::settle`], reading every event committed so far at each
+    /// step: [`World::queue`], then [`World::tick_at`] now.
+    pub async fn settle_all(&self) -> usize {
+        self.queue().await;
+        self.tick_at(Utc::now()).await
+    }
+
+    /// The queued reply `message` of `tenant`: attempts, when it is due,
+    /// whether it is done (as the owner sees it).
+    pub async fn queued(
+        &self,
+        tenant: TenantId,
+        message: ventanilla_tickets_domain::ticket::MessageId,
+    ) -> Queued {
+        sqlx::query_as(
+            "SELECT attempts, next_attempt_at, done FROM social_deliveries \
+             WHERE tenant_id = $1 AND message_id = $2",
+        )
+        .bind(tenant.into_uuid())
+        .bind(message.0)
+        .fetch_optional(&self.db.admin)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("reply {} is not queued", message.0))
+    }
+
+    /// The events of the delivery stream of `message`, in order: type and
+    /// data.
+    pub async fn delivery_events(
+        &self,
+        tenant: TenantId,
+        message: ventanilla_tickets_domain::ticket::MessageId,
+    ) -> Vec<(String, serde_json::Value)> {
+        sqlx::query_as(
+            "SELECT event_type, data FROM events WHERE tenant_id = $1 AND stream_id = $2 \
+             ORDER BY stream_version",
+        )
+        .bind(tenant.into_uuid())
+        .bind(format!("delivery-{}", message.0))
+        .fetch_all(&self.db.admin)
+        .await
+        .unwrap()
+    }
+
+    /// How many events the log holds.
+    pub async fn event_count(&self) -> i64 {
+        self.count("SELECT count(*) FROM events").await
+    }
+
+    /// The account `id` of the council as its staff see it.
+    pub async fn account(
+        &self,
+        c: &Council,
+        id: AccountId,
+    ) -> ventanilla_social::accounts::AccountView {
+        self.accounts
+            .list(c.tenant, c.agent)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.account_id == id.0)
+            .unwrap_or_else(|| panic!("account {} is not listed", id.0))
+    }
+}
+
+/// A queued reply, as `social_deliveries` holds it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Queued {
+    pub attempts: i32,
+    pub next_attempt_at: chrono::DateTime<Utc>,
+    pub done: bool,
 }

@@ -83,10 +83,29 @@ impl World {
         )
         .await
         .unwrap();
-        sub.rebalance().await.unwrap();
-        sub.catch_up().await.unwrap();
+        // Read until every event committed so far is applied: one pass may
+        // stop early while another transaction on the server is open.
+        let target = self.log.committed_head().await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            sub.rebalance().await.unwrap();
+            sub.catch_up().await.unwrap();
+            if sub
+                .checkpoints()
+                .values()
+                .min()
+                .is_some_and(|p| *p >= target)
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} did not catch up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         sub.leave().await;
-        let head = self.log.head().await.unwrap();
+        let head = self.log.committed_head().await.unwrap();
         ensure_caught_up(
             Arc::clone(&self.log),
             self.db.app.clone(),

@@ -502,7 +502,7 @@ async fn explain_status_counts(w: &World, big: Uuid) -> String {
     set_tenant(&mut tx, big).await;
     inbox::status_counts(&mut tx).await.unwrap();
     let name: String = sqlx::query_scalar(
-        "SELECT name::text FROM pg_prepared_statements WHERE statement LIKE 'SELECT status, count(*) FROM tickets %'",
+        "SELECT name::text FROM pg_prepared_statements WHERE statement LIKE 'SELECT status, tickets FROM ticket_status_counts %'",
     )
     .fetch_one(&mut *tx)
     .await
@@ -615,6 +615,15 @@ async fn an_inbox_page_of_one_tenant_among_a_thousand_answers_from_an_index() {
         .unwrap()
         .rows_affected();
     tx.commit().await.unwrap();
+    // The counts the projection keeps as tickets open and move.
+    sqlx::query(
+        "INSERT INTO ticket_status_counts (tenant_id, status, tickets) \
+         SELECT tenant_id, status, count(*) FROM tickets GROUP BY 1, 2 \
+         ON CONFLICT (tenant_id, status) DO UPDATE SET tickets = EXCLUDED.tickets",
+    )
+    .execute(&w.db.admin)
+    .await
+    .unwrap();
     let load_time = t.elapsed();
     let t = Instant::now();
     sqlx::query("ANALYZE tickets")
