@@ -41,6 +41,8 @@
 //! Both sides run with the server's own durability settings (printed on the
 //! first stderr line): a lower `synchronous_commit` would flatter both.
 
+mod social;
+
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -788,7 +790,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let seq = AtomicU64::new(0);
 
-    // BENCH_ONLY=append or BENCH_ONLY=catchup runs one family of figures.
+    // BENCH_ONLY=append, catchup or social runs one family of figures.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let (appends, catchup) = (
         only.is_empty() || only == "append",
@@ -847,6 +849,10 @@ async fn main() -> anyhow::Result<()> {
 
     if catchup {
         catchup_figure(&db, &admin, &tenants, &mut verdicts).await?;
+    }
+
+    if only.is_empty() || only == "social" {
+        social::figure(&db, &mut verdicts).await?;
     }
 
     admin.close().await;

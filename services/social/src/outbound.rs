@@ -358,7 +358,7 @@ impl DeliveryWorker {
         let outcome = self.send(tenant, &q, now).await;
         let account = AccountId(q.account_id);
         match outcome {
-            Ok(sent) => {
+            Ok((sent, near_limit)) => {
                 self.record(
                     tenant,
                     message,
@@ -370,7 +370,9 @@ impl DeliveryWorker {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
                 self.update(tenant, message, attempt, None).await?;
-                self.health(tenant, account, Health::Ok).await;
+                if !near_limit {
+                    self.health(tenant, account, Health::Ok).await;
+                }
             }
             Err(Failure::Send(e)) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                 let next = next_attempt(&e, attempt, now);
@@ -547,12 +549,14 @@ impl DeliveryWorker {
     }
 
     /// Calls the network; no connection is held meanwhile.
+    /// Returns what the network created, and whether the account is near
+    /// its rate limit (so not healthy, though the send succeeded).
     async fn send(
         &self,
         tenant: TenantId,
         q: &Queued,
         now: DateTime<Utc>,
-    ) -> Result<Sent, Failure> {
+    ) -> Result<(Sent, bool), Failure> {
         let target = match &q.target.0 {
             QueuedTarget::Unknown { reason } => return Err(Failure::Cannot(reason.clone())),
             QueuedTarget::Post { .. } => {
@@ -602,12 +606,29 @@ impl DeliveryWorker {
             text: q.body.clone(),
             now,
         };
-        let result = match state.network {
-            Network::Facebook => self.graph.send(&creds, &reply).await,
-            Network::Instagram => self.instagram.send(&creds, &reply).await,
-            Network::X => self.x.send(&creds, &reply).await,
+        let (result, usage) = match state.network {
+            Network::Facebook => self.graph.send_with_usage(&creds, &reply).await,
+            Network::Instagram => self.instagram.send_with_usage(&creds, &reply).await,
+            Network::X => (self.x.send(&creds, &reply).await, None),
         };
-        result.map_err(Failure::Send)
+        // Meta reports how much of the call budget is used: near the limit,
+        // the account is degraded before Meta starts refusing.
+        let near_limit = usage.is_some_and(|u| u.near_limit());
+        if let Some(usage) = usage.filter(meta::Usage::near_limit) {
+            self.health(
+                tenant,
+                account,
+                Health::Degraded {
+                    reason: format!(
+                        "Meta reports {}% of the call budget used; replies may be refused soon",
+                        usage.highest()
+                    ),
+                    until: None,
+                },
+            )
+            .await;
+        }
+        result.map(|sent| (sent, near_limit)).map_err(Failure::Send)
     }
 }
 

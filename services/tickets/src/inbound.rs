@@ -47,6 +47,8 @@ use ventanilla_tickets_domain::values::{
 
 use crate::error::TicketsError;
 use crate::service::Tickets;
+use ventanilla_tenancy::Calendar;
+use ventanilla_tickets_domain::service_levels::ServiceLevelsState;
 
 /// The subscription's name.
 pub const SUBSCRIPTION: &str = "tickets:inbound";
@@ -71,6 +73,7 @@ impl InboundReactor {
 #[async_trait]
 impl Handler for InboundReactor {
     async fn handle(&self, tx: &mut TenantTx<'_>, events: &[RecordedEvent]) -> anyhow::Result<()> {
+        let mut facts: Option<Facts> = None;
         for e in events {
             if e.event_type == delivery::SENT || e.event_type == delivery::FAILED {
                 match self.delivered(tx.tenant(), e).await {
@@ -95,7 +98,18 @@ impl Handler for InboundReactor {
                 }
             };
             let tenant = tx.tenant();
-            match self.receive(tx.conn().await?, tenant, e, &message).await {
+            // What every message of this tenant's run needs, read once.
+            if facts.is_none() {
+                facts = Some(match self.facts(tenant).await {
+                    Ok(f) => f,
+                    Err(Retry(err)) => return Err(err),
+                    Err(Skip(reason)) => return Err(anyhow::anyhow!("{reason}")),
+                });
+            }
+            let Some(f) = facts.as_ref() else {
+                continue;
+            };
+            match self.receive(tx.conn().await?, tenant, f, e, &message).await {
                 Ok(ticket) => {
                     tracing::debug!(tenant_id = %tenant, ticket = %ticket, "social message recorded")
                 }
@@ -107,6 +121,13 @@ impl Handler for InboundReactor {
         }
         Ok(())
     }
+}
+
+/// What the messages of one tenant's run need to know of it.
+struct Facts {
+    levels: ServiceLevelsState,
+    calendar: Calendar,
+    prefix: String,
 }
 
 /// Why a message was not recorded.
@@ -243,11 +264,23 @@ impl InboundReactor {
         Ok(())
     }
 
+    /// The tenant's facts a message needs.
+    async fn facts(&self, tenant: TenantId) -> Result<Facts, Outcome> {
+        Ok(Facts {
+            levels: self.tickets.service_levels(tenant).await?,
+            calendar: self.tickets.tenancy().calendar(tenant).await?,
+            // A suspended tenant's citizens are still heard: the message is
+            // kept, and staff see it when the tenant is reactivated.
+            prefix: self.tickets.tenancy().reference_prefix(tenant).await?,
+        })
+    }
+
     /// Records one social message; returns the ticket it went to.
     async fn receive(
         &self,
         conn: &mut PgConnection,
         tenant: TenantId,
+        facts: &Facts,
         e: &RecordedEvent,
         m: &MessageReceived,
     ) -> Result<TicketId, Outcome> {
@@ -271,15 +304,14 @@ impl InboundReactor {
                 },
             )
         };
-        let levels = self.tickets.service_levels(tenant).await?;
-        let calendar = self.tickets.tenancy().calendar(tenant).await?;
+        let (levels, calendar) = (&facts.levels, &facts.calendar);
 
         let mut target = route(conn, tenant, channel, &keys).await?;
         let mut hops = 0;
         let ticket = loop {
             let Some(existing) = target else {
                 break self
-                    .open(tenant, &ctx, e, m, channel, body.clone(), message_id)
+                    .open(tenant, facts, &ctx, e, m, channel, body.clone(), message_id)
                     .await?;
             };
             let command = TicketCommand::ReceiveMessage {
@@ -334,6 +366,7 @@ impl InboundReactor {
     async fn open(
         &self,
         tenant: TenantId,
+        facts: &Facts,
         ctx: &CommandContext,
         e: &RecordedEvent,
         m: &MessageReceived,
@@ -343,14 +376,10 @@ impl InboundReactor {
     ) -> Result<TicketId, Outcome> {
         let source = e.id.into_uuid();
         let id = TicketId(Uuid::new_v5(&source, b"ticket"));
-        // A suspended tenant's citizens are still heard: the message is
-        // kept, and staff see it when the tenant is reactivated.
-        let prefix = self.tickets.tenancy().reference_prefix(tenant).await?;
-        let calendar = self.tickets.tenancy().calendar(tenant).await?;
-        let levels = self.tickets.service_levels(tenant).await?;
+        let (prefix, calendar, levels) = (&facts.prefix, &facts.calendar, &facts.levels);
         let reference = self
             .tickets
-            .draw_reference(tenant, id, &prefix, calendar.year(ctx.now))
+            .draw_reference(tenant, id, prefix, calendar.year(ctx.now))
             .await?;
         // The citizen on a social network follows the ticket there; the
         // tracking token is drawn (every ticket has one) and not shown.

@@ -83,7 +83,13 @@ impl Module for TicketsService {
         let subscription = Subscription::join(
             Arc::clone(&self.log),
             self.log.pool().clone(),
-            SubscriptionConfig::new(inbound::SUBSCRIPTION, &self.member),
+            SubscriptionConfig {
+                // Small batches: the batch's tickets become visible when it
+                // commits, so a message reaches the inbox within a second
+                // even under load.
+                batch_size: 50,
+                ..SubscriptionConfig::new(inbound::SUBSCRIPTION, &self.member)
+            },
             reactor,
         )
         .await?;

@@ -619,3 +619,34 @@ async fn a_redelivered_reply_is_queued_once_and_sent_once() {
         Some("sent")
     );
 }
+
+#[tokio::test]
+async fn a_page_near_its_call_budget_is_degraded_though_the_reply_went_out() {
+    let w = World::new().await;
+    let (c, page, ticket) = commented(&w, "lalin").await;
+    let reply = w.reply(&c, ticket, "Grazas, xa o revisamos.").await;
+    w.queue().await;
+    w.graph.report_usage(Some(95));
+    assert_eq!(w.tick_at(Utc::now()).await, 1);
+    let (state, _) = outcome(&w, &c, ticket, reply).await;
+    assert_eq!(state.as_deref(), Some("sent"));
+    let health = w.account(&c, page).await.health;
+    assert_eq!(health["state"], "degraded", "{health}");
+    assert!(
+        health["reason"]
+            .as_str()
+            .unwrap()
+            .contains("95% of the call budget"),
+        "{health}"
+    );
+    // Back under the budget: the next send makes it healthy again.
+    w.graph.report_usage(Some(20));
+    let again = w.reply(&c, ticket, "E mañá pasa a brigada.").await;
+    w.queue().await;
+    assert_eq!(w.tick_at(Utc::now()).await, 1);
+    assert_eq!(
+        outcome(&w, &c, ticket, again).await.0.as_deref(),
+        Some("sent")
+    );
+    assert_eq!(w.account(&c, page).await.health["state"], "ok");
+}
