@@ -92,6 +92,27 @@ impl<L: EventLog + ?Sized> ProjectionRunner<L> {
     }
 }
 
+/// After a change already recorded at `position` (nothing to wait for when
+/// `None`): waits until `projection` shows it, so that the caller's next
+/// read sees its change (read-your-writes). The change stands whatever
+/// happens here: if the read model is late (its process unhealthy), this
+/// only logs a warning.
+pub async fn settle<L: EventLog + ?Sized>(
+    log: Arc<L>,
+    pool: PgPool,
+    projection: Arc<dyn Projection>,
+    position: Option<Position>,
+    timeout: Duration,
+) {
+    let Some(target) = position else {
+        return;
+    };
+    let name = projection.name();
+    if let Err(e) = ensure_caught_up(log, pool, projection, target, timeout).await {
+        tracing::warn!(error = %e, projection = name, position = %target, "a read model has not caught up with a change yet");
+    }
+}
+
 /// Makes sure `projection` has applied every event up to `target` before a
 /// caller reads its tables (read-your-writes for a command-line process,
 /// which runs no projections of its own). If no live member of the

@@ -512,21 +512,14 @@ impl Accounts {
 
     /// Waits until the accounts read model shows `position`.
     async fn settle(&self, _tenant: TenantId, position: Option<ventanilla_eventlog::Position>) {
-        let Some(target) = position else {
-            return;
-        };
-        let projection: Arc<dyn Projection> = Arc::new(AccountsProjection);
-        if let Err(e) = ventanilla_postgres::projection::ensure_caught_up(
+        ventanilla_postgres::projection::settle(
             Arc::clone(self.runner.log()),
             self.pool.clone(),
-            projection,
-            target,
+            Arc::new(AccountsProjection),
+            position,
             std::time::Duration::from_secs(15),
         )
-        .await
-        {
-            tracing::warn!(error = %e, "the accounts read model has not caught up yet");
-        }
+        .await;
     }
 }
 

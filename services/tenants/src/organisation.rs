@@ -29,7 +29,7 @@ use ventanilla_eventlog::{
     CommandContext, CommandError, CommandRunner, Decider, DomainEvent, Position, RecordedEvent,
 };
 use ventanilla_kernel::{Actor, StreamId, StreamIdError, TenantId};
-use ventanilla_postgres::projection::{Projection, ensure_caught_up};
+use ventanilla_postgres::projection::{Projection, settle};
 use ventanilla_postgres::sqlx::PgPool;
 use ventanilla_postgres::{Handler, PgEventLog, TenantTx, begin_for_tenant};
 use ventanilla_tenants_domain::organisation::{
@@ -448,21 +448,14 @@ impl Organisation {
     /// whatever happens here: if the projection is late (its process
     /// unhealthy) this only logs a warning.
     async fn settle(&self, position: Option<Position>) {
-        let Some(target) = position else {
-            return;
-        };
-        let projection: Arc<dyn Projection> = Arc::new(OrganisationProjection);
-        if let Err(e) = ensure_caught_up(
+        settle(
             Arc::clone(self.runner.log()),
             self.pool.clone(),
-            projection,
-            target,
+            Arc::new(OrganisationProjection),
+            position,
             CATCH_UP_TIMEOUT,
         )
-        .await
-        {
-            tracing::warn!(error = %e, position = %target, "the organisation read models have not caught up with a change yet");
-        }
+        .await;
     }
 
     async fn change_directory(

@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use ventanilla_eventlog::{CommandContext, CommandRunner, Decider, Position};
 use ventanilla_kernel::{Actor, TenantId};
-use ventanilla_postgres::projection::{Projection, ensure_caught_up};
+use ventanilla_postgres::projection::settle;
 use ventanilla_postgres::{PgEventLog, begin_for_tenant};
 use ventanilla_tenants_domain::organisation::DirectoryState;
 use ventanilla_tenants_domain::staff::{Role, StaffId};
@@ -237,21 +237,14 @@ impl Tickets {
     /// Waits until the inbox shows everything up to `position`. The change
     /// is recorded whatever happens here: a late projection only logs.
     pub(crate) async fn settle(&self, position: Option<Position>) {
-        let Some(target) = position else {
-            return;
-        };
-        let projection: Arc<dyn Projection> = Arc::new(InboxProjection);
-        if let Err(e) = ensure_caught_up(
+        settle(
             Arc::clone(self.runner.log()),
             self.pool.clone(),
-            projection,
-            target,
+            Arc::new(InboxProjection),
+            position,
             CATCH_UP_TIMEOUT,
         )
-        .await
-        {
-            tracing::warn!(error = %e, position = %target, "the inbox has not caught up with a change yet");
-        }
+        .await;
     }
 
     /// The tenant's service levels (the defaults until an admin sets them).
