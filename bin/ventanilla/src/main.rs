@@ -61,7 +61,8 @@ enum Command {
     /// Sends a realistic, signed webhook of a simulated network to the
     /// running server, as a citizen would (needs `make run`, which links the
     /// demo council to the simulated accounts). Actions: facebook-comment,
-    /// messenger, x-mention, x-dm.
+    /// messenger, x-mention, x-dm; and `reply --ticket REF`, the demo admin
+    /// answering a ticket (until the staff console exists).
     Simulate {
         /// What the citizen does.
         action: String,
@@ -74,6 +75,9 @@ enum Command {
         /// conversation.
         #[arg(long, default_value = "4242424242")]
         from: String,
+        /// For `reply`: the reference of the ticket answered.
+        #[arg(long)]
+        ticket: Option<String>,
     },
     /// Read models.
     Projections {
@@ -260,10 +264,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             text,
             tenant,
             from,
+            ticket,
         } => {
             let platform = Platform::connect(&settings).await?;
-            let result =
-                platform::simulate(&platform, &settings, &action, &tenant, &from, &text).await;
+            let result = match (action.as_str(), ticket) {
+                ("reply", Some(reference)) => {
+                    platform::simulate_reply(&platform, &tenant, &reference, &text).await
+                }
+                ("reply", None) => Err(anyhow::anyhow!(
+                    "reply needs --ticket REFERENCE (e.g. DEMO-2026-000004)"
+                )),
+                _ => platform::simulate(&platform, &settings, &action, &tenant, &from, &text).await,
+            };
             platform.close().await;
             result
         }

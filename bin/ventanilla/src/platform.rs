@@ -493,3 +493,53 @@ pub async fn simulate(
     );
     Ok(())
 }
+
+/// `ventanilla simulate reply --ticket REF "text"`: the council's first
+/// active admin answers a ticket, as an agent would in the console; the
+/// reply goes out on the ticket's channel (to the simulated network under
+/// `make run`).
+#[allow(clippy::print_stdout)]
+pub async fn simulate_reply(
+    platform: &Platform,
+    slug: &str,
+    reference: &str,
+    text: &str,
+) -> anyhow::Result<()> {
+    use ventanilla_tenants::operator::Operator;
+    use ventanilla_tenants::staff::Staff;
+    use ventanilla_tenants_domain::staff::StaffId;
+    use ventanilla_tickets::service::{ReplyRequest, Tickets};
+    let tenant = Operator::new(Arc::clone(&platform.log), "simulator")
+        .show(slug)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tenant = ventanilla_kernel::TenantId::from_uuid(tenant.tenant_id);
+    let admin = Staff::new(Arc::clone(&platform.log))
+        .list(tenant)
+        .await?
+        .into_iter()
+        .find(|m| m.role == "admin" && m.status == "active")
+        .map(|m| StaffId(m.staff_id))
+        .ok_or_else(|| anyhow::anyhow!("{slug} has no active admin to answer as"))?;
+    let tickets = Tickets::new(Arc::clone(&platform.log));
+    let id = tickets
+        .by_reference(tenant, admin, reference)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tickets
+        .reply(
+            tenant,
+            admin,
+            id,
+            &ReplyRequest {
+                body: text.to_owned(),
+                ..ReplyRequest::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "Replied to {reference}; the reply goes out on the ticket's channel (see the server's log)."
+    );
+    Ok(())
+}

@@ -809,6 +809,20 @@ pub async fn find_by_tracking(
     .await
 }
 
+/// The id of the tenant's ticket with this reference, if any.
+pub async fn find_by_reference(
+    conn: &mut PgConnection,
+    reference: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT ticket_id FROM tickets \
+         WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid AND reference = $1",
+    )
+    .bind(reference)
+    .fetch_optional(conn)
+    .await
+}
+
 /// The kind names of [`Kind`], for validating a filter.
 pub fn kind_names() -> [&'static str; 3] {
     [

@@ -817,6 +817,22 @@ impl Tickets {
         Ok(counts)
     }
 
+    /// The id of the ticket with this reference (`NOT_FOUND` when the
+    /// tenant has none).
+    pub async fn by_reference(
+        &self,
+        tenant: TenantId,
+        by: StaffId,
+        reference: &str,
+    ) -> Result<TicketId, TicketsError> {
+        self.authorize(tenant, by, false).await?;
+        let reference = Reference::parse("reference", reference)?;
+        let mut tx = begin_for_tenant(&self.pool, tenant).await?;
+        let id = inbox::find_by_reference(&mut tx, reference.as_str()).await?;
+        tx.commit().await?;
+        id.map(TicketId).ok_or(TicketsError::NotFound)
+    }
+
     /// A ticket with its whole thread and history.
     pub async fn ticket(
         &self,

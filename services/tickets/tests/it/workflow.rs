@@ -517,3 +517,29 @@ async fn merging_keeps_both_histories_and_the_inbox_filters_and_counts() {
         .unwrap_err();
     assert_eq!((e.code(), e.field()), ("VALIDATION", Some("after")));
 }
+
+#[tokio::test]
+async fn staff_find_a_ticket_by_its_reference_in_their_tenant_only() {
+    let w = World::new().await;
+    let c = w.council("avila").await;
+    let other = w.council("segovia").await;
+    let t = w.question(&c, "Padrón").await;
+    let found = w
+        .tickets
+        .by_reference(c.tenant, c.agent, &t.reference.to_lowercase())
+        .await
+        .unwrap();
+    assert_eq!(found, t.id);
+    let e = w
+        .tickets
+        .by_reference(other.tenant, other.agent, &t.reference)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "NOT_FOUND");
+    let e = w
+        .tickets
+        .by_reference(c.tenant, c.agent, "no-es-una-referencia")
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.field()), ("VALIDATION", Some("reference")));
+}
