@@ -12,5 +12,14 @@ for crate in ventanilla-kernel ventanilla-eventlog ventanilla-tenants-domain ven
     status=1
   fi
 done
-[ $status = 0 ] && echo "crate graph ok: domain crates and the event-log contract are free of sqlx, axum and async-graphql"
+# Services never call each other: no service crate depends on another.
+services='^(ventanilla-tenants|ventanilla-tickets|ventanilla-social|ventanilla-gateway) '
+for crate in ventanilla-tenants ventanilla-tickets ventanilla-social; do
+  found=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' | sort -u | grep -E "$services" | grep -v "^$crate " || true)
+  if [ -n "$found" ]; then
+    echo "$crate must not depend on another service: $(echo "$found" | tr '\n' ' ')"
+    status=1
+  fi
+done
+[ $status = 0 ] && echo "crate graph ok: domain crates and the event-log contract are free of sqlx, axum and async-graphql; no service depends on another"
 exit $status
