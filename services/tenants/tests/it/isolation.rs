@@ -48,6 +48,9 @@ use ventanilla_tenants::staff::{Session, Staff};
 use ventanilla_tenants_domain::organisation::{DepartmentId, OfficialId, TopicId};
 use ventanilla_tenants_domain::staff::{Role, StaffId};
 use ventanilla_testkit::TestDb;
+use ventanilla_testkit::isolation::{
+    APP_ROLE, REFUSED, app_count, attempt, ident, nothing_or_refused, refused, sqlstate,
+};
 
 /// The tables that must have a `tenant_id` today; the suite covers whatever
 /// else the catalogue lists too.
@@ -66,13 +69,6 @@ const EXPECTED_TABLES: [&str; 13] = [
     "holidays",
     "portal_settings",
 ];
-
-/// The application role.
-const APP_ROLE: &str = "ventanilla_app";
-
-/// `insufficient_privilege`: what PostgreSQL answers when a row breaks a
-/// row-level security policy (and what the event log's trigger raises).
-const REFUSED: &str = "42501";
 
 /// The platform's scope.
 const PLATFORM: TenantId = TenantId::PLATFORM;
@@ -300,81 +296,6 @@ impl World {
 
 /// A row of `pg_policies`: name, command, roles, USING and WITH CHECK.
 type PolicyRow = (String, String, Vec<String>, Option<String>, Option<String>);
-
-/// A table name as a quoted identifier.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// The SQLSTATE of a database error.
-fn sqlstate(e: &sqlx::Error) -> Option<String> {
-    match e {
-        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
-        _ => None,
-    }
-}
-
-/// A count as the application role: in `tenant`'s scope, or with no tenant
-/// set (straight on the pool, outside any transaction).
-async fn app_count(pool: &PgPool, tenant: Option<TenantId>, sql: &str, binds: &[Uuid]) -> i64 {
-    let mut query = sqlx::query_scalar(AssertSqlSafe(sql.to_owned()));
-    for b in binds {
-        query = query.bind(*b);
-    }
-    match tenant {
-        None => query.fetch_one(pool).await,
-        Some(tenant) => {
-            let mut tx = begin_for_tenant(pool, tenant).await.unwrap();
-            let n = query.fetch_one(&mut *tx).await;
-            tx.commit().await.unwrap();
-            n
-        }
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-/// Runs one statement as the application role in its own transaction scoped
-/// to `tenant` (an error aborts a transaction, so each attempt gets a fresh
-/// one). Commits when `commit` and the statement succeeded; rolls back
-/// otherwise.
-async fn attempt(
-    pool: &PgPool,
-    tenant: TenantId,
-    sql: &str,
-    binds: &[Uuid],
-    commit: bool,
-) -> Result<u64, sqlx::Error> {
-    let mut tx = begin_for_tenant(pool, tenant).await.unwrap();
-    let mut query = sqlx::query(AssertSqlSafe(sql.to_owned()));
-    for b in binds {
-        query = query.bind(*b);
-    }
-    let done = query.execute(&mut *tx).await?;
-    if commit {
-        tx.commit().await.unwrap();
-    } else {
-        tx.rollback().await.unwrap();
-    }
-    Ok(done.rows_affected())
-}
-
-/// Asserts the statement changed nothing: no row affected, or refused.
-fn nothing_or_refused(result: Result<u64, sqlx::Error>, what: &str) {
-    match result {
-        Ok(0) => {}
-        Err(e) if sqlstate(&e).as_deref() == Some(REFUSED) => {}
-        other => panic!("{what}: expected no row affected or a refusal, got {other:?}"),
-    }
-}
-
-/// Asserts the statement was refused for lack of privilege (a row-level
-/// security policy or the log's append-only trigger).
-fn refused(result: Result<u64, sqlx::Error>, what: &str) {
-    match result {
-        Err(e) if sqlstate(&e).as_deref() == Some(REFUSED) => {}
-        other => panic!("{what}: expected a refusal ({REFUSED}), got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn two_tenants_cannot_reach_each_other() {
