@@ -32,6 +32,27 @@ pub struct UpcastError {
     pub reason: String,
 }
 
+/// [`decode_payload`] for an event enum whose variant travels in its data
+/// (`#[serde(tag = "type")]`): refuses an `event_type` not among `types`
+/// (the enum's stored names; `what` names the enum in the refusal), then
+/// reads version 1 of the data.
+pub fn decode_tagged<T: serde::de::DeserializeOwned>(
+    types: &[&str],
+    what: &str,
+    event_type: &str,
+    schema_version: u16,
+    data: &Value,
+) -> Result<T, UpcastError> {
+    if !types.contains(&event_type) {
+        return Err(UpcastError {
+            event_type: event_type.to_owned(),
+            schema_version,
+            reason: format!("not a {what} event type"),
+        });
+    }
+    decode_payload(event_type, schema_version, 1, data)
+}
+
 /// Reads a stored event's data into its payload type, when it was written at
 /// schema version `current` — the common case of [`DomainEvent::from_stored`]
 /// for a type that has never changed shape. An older or newer version is
@@ -383,5 +404,35 @@ impl<L: EventLog + ?Sized> CommandRunner<L> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| CommandError::Unexpected(e.into()))?;
         Ok((recorded, events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Stored {
+        Opened { n: u32 },
+    }
+
+    #[test]
+    fn tagged_payloads_are_read_and_foreign_types_refused() {
+        let data = serde_json::json!({"type": "opened", "n": 3});
+        let read: Stored =
+            decode_tagged(&["thing.opened"], "thing", "thing.opened", 1, &data).unwrap();
+        assert_eq!(read, Stored::Opened { n: 3 });
+        let e = decode_tagged::<Stored>(&["thing.opened"], "thing", "other.opened", 1, &data)
+            .unwrap_err();
+        assert_eq!(e.reason, "not a thing event type");
+        let e = decode_tagged::<Stored>(&["thing.opened"], "thing", "thing.opened", 2, &data)
+            .unwrap_err();
+        assert!(
+            e.reason.contains("unknown schema version 2"),
+            "{}",
+            e.reason
+        );
     }
 }

@@ -23,7 +23,7 @@ pub mod testing;
 
 pub use decider::{
     CommandContext, CommandError, CommandRunner, Decider, DomainEvent, Executed, UpcastError,
-    decode_payload,
+    decode_payload, decode_tagged,
 };
 pub use envelope::{InvalidEvent, Limits, Metadata, NewEvent, Position, RecordedEvent};
 pub use log::{AppendError, Appended, EventLog, ExpectedVersion, PartitionFilter, ReadError};

@@ -149,14 +149,7 @@ impl DomainEvent for PublicationEvent {
         schema_version: u16,
         data: &Value,
     ) -> Result<Self, UpcastError> {
-        if !TYPES.contains(&event_type) {
-            return Err(UpcastError {
-                event_type: event_type.to_owned(),
-                schema_version,
-                reason: "not a publication event type".to_owned(),
-            });
-        }
-        ventanilla_eventlog::decode_payload(event_type, schema_version, 1, data)
+        ventanilla_eventlog::decode_tagged(&TYPES, "publication", event_type, schema_version, data)
     }
 }
 

@@ -291,14 +291,7 @@ impl DomainEvent for SubscriptionEvent {
         schema_version: u16,
         data: &Value,
     ) -> Result<Self, UpcastError> {
-        if !TYPES.contains(&event_type) {
-            return Err(UpcastError {
-                event_type: event_type.to_owned(),
-                schema_version,
-                reason: "not a subscription event type".to_owned(),
-            });
-        }
-        ventanilla_eventlog::decode_payload(event_type, schema_version, 1, data)
+        ventanilla_eventlog::decode_tagged(&TYPES, "subscription", event_type, schema_version, data)
     }
 }
 
