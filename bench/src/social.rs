@@ -20,7 +20,9 @@
 //! second; `end_to_end` is the median rate at which a round's webhooks all
 //! became tickets in the inbox (accepted count over the time from the
 //! round's start to the last one's arrival). `BENCH social.ingest.paced`
-//! repeats the latency figures below saturation, at half that rate. A watcher polls `ticket_messages` (every [`WATCH_EVERY`]) for
+//! repeats the latency figures below saturation, at a half, three quarters
+//! and nine tenths of that rate, and `BENCH social.ingest.sustained` is the
+//! highest of those at which 99% of webhooks reach the inbox within 1 s. A watcher polls `ticket_messages` (every [`WATCH_EVERY`]) for
 //! each accepted message's platform id and takes the instant it first sees
 //! it: the latency from the 200 to that instant, over-stated by at most one
 //! poll. `visible_1s`, `p50_ms` and `p99_ms` are over every webhook of the
@@ -100,7 +102,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(10);
 /// The longest wait for the pipeline to drain after a subject round, and
 /// the whole figure's budget (the drains shrink to stay within it).
 const DRAIN_CAP: Duration = Duration::from_secs(12);
-const BUDGET: Duration = Duration::from_secs(55);
+const BUDGET: Duration = Duration::from_secs(70);
 /// Calls per piece in the cost breakdown, and webhooks in the idle probe.
 const SAMPLES: u32 = 100;
 const PROBES: u64 = 30;
@@ -978,41 +980,58 @@ async fn measure(
         );
         return reads(world).await;
     }
-    // Below saturation: open-loop arrivals at half the pipeline's
-    // end-to-end rate measured above.
+    // Below saturation: open-loop arrivals at a half, three quarters and
+    // nine tenths of the pipeline's end-to-end rate measured above; the
+    // highest of them at which 99% of webhooks reach the inbox within 1 s
+    // is the sustained rate.
     if !end_to_end.is_empty() {
-        let rate = median(&end_to_end) / 2.0;
-        *lock(&world.reactor) = BatchStats::default();
-        *lock(&world.inbox) = BatchStats::default();
-        let done = load
-            .paced(&world.subject_url, rate, PACED, &tracker)
-            .await?;
-        let missing = drain(&tracker, Duration::from_secs(3).min(left(Duration::ZERO))).await;
-        let lat = latencies(&tracker, &done.accepted);
-        let within = lat
-            .iter()
-            .filter(|l| l.is_some_and(|l| l <= VISIBLE_WITHIN))
-            .count();
-        out(&format!(
-            "BENCH {NAME}.paced {rate:.0} webhooks/s visible_1s={:.3} p50_ms={} p99_ms={}",
-            within as f64 / lat.len().max(1) as f64,
-            fmt_q(quantile(&lat, 0.50)),
-            fmt_q(quantile(&lat, 0.99)),
-        ))?;
-        eprintln!(
-            "  paced at {rate:.0} webhooks/s (half the median end-to-end rate) for {:.1} s: {} accepted, visible within 1 s {:.3}, p50 {} ms, p99 {} ms, max {} ms",
-            done.elapsed.as_secs_f64(),
-            done.accepted.len(),
-            within as f64 / lat.len().max(1) as f64,
-            fmt_q(quantile(&lat, 0.50)),
-            fmt_q(quantile(&lat, 0.99)),
-            fmt_q(quantile(&lat, 1.0)),
-        );
-        eprintln!("    reactor: {}", lock(&world.reactor).describe());
-        eprintln!("    inbox: {}", lock(&world.inbox).describe());
-        if missing > 0 {
-            eprintln!("    ({missing} paced webhooks were not in the inbox after 3 s)");
+        let full = median(&end_to_end);
+        let mut sustained: Option<f64> = None;
+        for load_share in [0.5, 0.75, 0.9] {
+            if left(Duration::ZERO) < PACED + Duration::from_secs(4) {
+                eprintln!("  paced round at {load_share} skipped: the figure's budget is spent");
+                break;
+            }
+            let rate = full * load_share;
+            *lock(&world.reactor) = BatchStats::default();
+            *lock(&world.inbox) = BatchStats::default();
+            let done = load
+                .paced(&world.subject_url, rate, PACED, &tracker)
+                .await?;
+            let missing = drain(&tracker, Duration::from_secs(3).min(left(Duration::ZERO))).await;
+            let lat = latencies(&tracker, &done.accepted);
+            let within = lat
+                .iter()
+                .filter(|l| l.is_some_and(|l| l <= VISIBLE_WITHIN))
+                .count();
+            let share = within as f64 / lat.len().max(1) as f64;
+            if share >= VISIBLE_TARGET {
+                sustained = Some(rate);
+            }
+            out(&format!(
+                "BENCH {NAME}.paced {rate:.0} webhooks/s load={load_share} visible_1s={share:.3} p50_ms={} p99_ms={}",
+                fmt_q(quantile(&lat, 0.50)),
+                fmt_q(quantile(&lat, 0.99)),
+            ))?;
+            eprintln!(
+                "  paced at {rate:.0} webhooks/s ({load_share} of the median end-to-end rate) for {:.1} s: {} accepted, visible within 1 s {share:.3}, p50 {} ms, p99 {} ms, max {} ms",
+                done.elapsed.as_secs_f64(),
+                done.accepted.len(),
+                fmt_q(quantile(&lat, 0.50)),
+                fmt_q(quantile(&lat, 0.99)),
+                fmt_q(quantile(&lat, 1.0)),
+            );
+            eprintln!("    reactor: {}", lock(&world.reactor).describe());
+            eprintln!("    inbox: {}", lock(&world.inbox).describe());
+            if missing > 0 {
+                eprintln!("    ({missing} paced webhooks were not in the inbox after 3 s)");
+            }
         }
+        let sustained_line = match sustained {
+            Some(rate) => format!("BENCH {NAME}.sustained {rate:.0} webhooks/s (the highest paced rate with visible_1s >= {VISIBLE_TARGET})"),
+            None => format!("BENCH {NAME}.sustained 0 webhooks/s (no paced rate had visible_1s >= {VISIBLE_TARGET})"),
+        };
+        out(&sustained_line)?;
     }
     reads(world).await
 }
