@@ -1028,8 +1028,12 @@ async fn measure(
             }
         }
         let sustained_line = match sustained {
-            Some(rate) => format!("BENCH {NAME}.sustained {rate:.0} webhooks/s (the highest paced rate with visible_1s >= {VISIBLE_TARGET})"),
-            None => format!("BENCH {NAME}.sustained 0 webhooks/s (no paced rate had visible_1s >= {VISIBLE_TARGET})"),
+            Some(rate) => format!(
+                "BENCH {NAME}.sustained {rate:.0} webhooks/s (the highest paced rate with visible_1s >= {VISIBLE_TARGET})"
+            ),
+            None => format!(
+                "BENCH {NAME}.sustained 0 webhooks/s (no paced rate had visible_1s >= {VISIBLE_TARGET})"
+            ),
         };
         out(&sustained_line)?;
     }
