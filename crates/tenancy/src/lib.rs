@@ -156,6 +156,22 @@ impl Tenancy {
             })
     }
 
+    /// The role of `id` when the tenant is active (`TENANT_SUSPENDED` or
+    /// `NOT_FOUND` otherwise) and `id` is an active staff member of it;
+    /// `None` when they are not (another tenant's, invited, deactivated).
+    pub async fn working_role(
+        &self,
+        tenant: TenantId,
+        id: StaffId,
+    ) -> Result<Option<Role>, TenancyError> {
+        self.active_tenant(tenant).await?;
+        Ok(self
+            .member(tenant, id)
+            .await?
+            .filter(|m| m.active)
+            .map(|m| m.role))
+    }
+
     /// The tenant's directory (departments, officials, topics).
     pub async fn directory(&self, tenant: TenantId) -> Result<DirectoryState, TenancyError> {
         self.fold::<Directory>(tenant, &directory::stream_id()?)

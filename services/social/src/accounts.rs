@@ -201,18 +201,15 @@ impl Accounts {
     }
 
     fn vault(&self) -> Result<&Vault, SocialError> {
-        self.vault.as_ref().as_ref().map_err(|e| match e {
-            VaultError::NoKey => SocialError::Vault(VaultError::NoKey),
-            VaultError::BadKey => SocialError::Vault(VaultError::BadKey),
-            VaultError::Undecryptable => SocialError::Vault(VaultError::Undecryptable),
-            VaultError::NoRandomness => SocialError::Vault(VaultError::NoRandomness),
-        })
+        self.vault
+            .as_ref()
+            .as_ref()
+            .map_err(|e| SocialError::Vault(*e))
     }
 
     async fn authorize_admin(&self, tenant: TenantId, by: StaffId) -> Result<(), SocialError> {
-        self.tenancy.active_tenant(tenant).await?;
-        match self.tenancy.member(tenant, by).await? {
-            Some(m) if m.active && m.role == Role::Admin => Ok(()),
+        match self.tenancy.working_role(tenant, by).await? {
+            Some(Role::Admin) => Ok(()),
             _ => Err(SocialError::Forbidden),
         }
     }
@@ -354,7 +351,7 @@ impl Accounts {
                 secret_ok("verify_token", &v)?;
                 v
             }
-            (_, None) => self.credentials(tenant, id).await?.verify_token,
+            (_, None) => self.credentials_of(tenant, &state).await?.verify_token,
         };
         let (nonce, sealed) = self.vault()?.seal(
             tenant.into_uuid(),
@@ -434,32 +431,32 @@ impl Accounts {
         tenant: TenantId,
         by: StaffId,
     ) -> Result<Vec<AccountView>, SocialError> {
-        self.tenancy.active_tenant(tenant).await?;
-        match self.tenancy.member(tenant, by).await? {
-            Some(m) if m.active => {}
-            _ => return Err(SocialError::Forbidden),
+        if self.tenancy.working_role(tenant, by).await?.is_none() {
+            return Err(SocialError::Forbidden);
         }
-        let mut tx = begin_for_tenant(&self.pool, tenant).await?;
-        let rows = sqlx::query_as(
-            "SELECT account_id, network, external_id, name, human_agent, unlinked, health, linked_at \
-             FROM social_accounts WHERE tenant_id = $1 ORDER BY linked_at",
-        )
-        .bind(tenant.into_uuid())
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        self.views(tenant, true).await
     }
 
     /// The tenant's accounts, for the platform's own tools (the demo, the
     /// simulator): no caller check, never exposed to an API.
     pub async fn linked(&self, tenant: TenantId) -> Result<Vec<AccountView>, SocialError> {
+        self.views(tenant, false).await
+    }
+
+    /// The tenant's accounts as staff see them, oldest first; the unlinked
+    /// ones too when `unlinked`.
+    async fn views(
+        &self,
+        tenant: TenantId,
+        unlinked: bool,
+    ) -> Result<Vec<AccountView>, SocialError> {
         let mut tx = begin_for_tenant(&self.pool, tenant).await?;
         let rows = sqlx::query_as(
             "SELECT account_id, network, external_id, name, human_agent, unlinked, health, linked_at \
-             FROM social_accounts WHERE tenant_id = $1 AND NOT unlinked ORDER BY linked_at",
+             FROM social_accounts WHERE tenant_id = $1 AND ($2 OR NOT unlinked) ORDER BY linked_at",
         )
         .bind(tenant.into_uuid())
+        .bind(unlinked)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -488,6 +485,17 @@ impl Accounts {
         id: AccountId,
     ) -> Result<Credentials, SocialError> {
         let state = self.state(tenant, id).await?;
+        self.credentials_of(tenant, &state).await
+    }
+
+    /// The credentials of an account whose state the caller already loaded
+    /// (saves reading its stream twice).
+    pub async fn credentials_of(
+        &self,
+        tenant: TenantId,
+        state: &account::AccountDetails,
+    ) -> Result<Credentials, SocialError> {
+        let id = state.id;
         let mut tx = begin_for_tenant(&self.pool, tenant).await?;
         let row: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
             "SELECT nonce, ciphertext FROM social_credentials WHERE tenant_id = $1 AND account_id = $2",
@@ -502,7 +510,7 @@ impl Accounts {
             .vault()?
             .open(tenant.into_uuid(), id.0, &nonce, &sealed)?;
         Ok(Credentials {
-            external_id: state.external_id,
+            external_id: state.external_id.clone(),
             access_token: secrets.access_token,
             signing_secret: secrets.signing_secret,
             verify_token: secrets.verify_token,

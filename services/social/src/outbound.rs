@@ -482,7 +482,7 @@ impl DeliveryWorker {
             }
             let creds = self
                 .accounts
-                .credentials(tenant, account)
+                .credentials_of(tenant, &state)
                 .await
                 .map_err(|e| Failure::Send(temporary(&q.channel, &e)))?;
             let post = Post {
@@ -598,7 +598,7 @@ impl DeliveryWorker {
         }
         let creds = self
             .accounts
-            .credentials(tenant, account)
+            .credentials_of(tenant, &state)
             .await
             .map_err(|e| Failure::Send(temporary(&q.channel, &e)))?;
         let reply = OutboundReply {

@@ -85,7 +85,7 @@ impl MentionPoller {
         if state.unlinked || !state.poll_mentions {
             return Ok(0);
         }
-        let creds = self.accounts.credentials(tenant, account).await?;
+        let creds = self.accounts.credentials_of(tenant, &state).await?;
         let since = state.since_id.clone();
         let mut newest: Option<String> = None;
         let mut page: Option<String> = None;

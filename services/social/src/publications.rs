@@ -80,10 +80,14 @@ impl Publications {
         text: &str,
         link: Option<&str>,
     ) -> Result<Uuid, SocialError> {
-        self.accounts.tenancy().active_tenant(tenant).await?;
-        match self.accounts.tenancy().member(tenant, by).await? {
-            Some(m) if m.active => {}
-            _ => return Err(SocialError::Forbidden),
+        if self
+            .accounts
+            .tenancy()
+            .working_role(tenant, by)
+            .await?
+            .is_none()
+        {
+            return Err(SocialError::Forbidden);
         }
         let mut chosen = Vec::new();
         for id in accounts {

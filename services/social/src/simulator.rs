@@ -11,7 +11,6 @@
 //! the `fakes` feature, and `serve` starts it only with the setting), or be
 //! pointed at a real network.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,9 +170,4 @@ pub fn webhook(action: Action, citizen: &str, text: &str) -> (Vec<u8>, &'static 
         let (body, signature) = fake_x::signed_webhook(CONSUMER_SECRET, &payload);
         (body, "x-twitter-webhooks-signature", signature)
     }
-}
-
-/// The distinct ids a set of simulated webhooks used (for tests).
-pub fn distinct(bodies: &[Vec<u8>]) -> usize {
-    bodies.iter().collect::<HashSet<_>>().len()
 }

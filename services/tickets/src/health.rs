@@ -276,14 +276,10 @@ impl Tickets {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<PresenceDay>, TicketsError> {
-        self.tenancy().active_tenant(tenant).await?;
-        match self.tenancy().member(tenant, by).await? {
-            Some(m) if m.active => {}
-            _ => {
-                return Err(TicketsError::Forbidden(
-                    "only active staff of this organisation may see its presence figures",
-                ));
-            }
+        if self.tenancy().working_role(tenant, by).await?.is_none() {
+            return Err(TicketsError::Forbidden(
+                "only active staff of this organisation may see its presence figures",
+            ));
         }
         let tz = self.tenancy().calendar(tenant).await?.time_zone();
         // Refuse a bad range before opening a transaction.

@@ -184,10 +184,9 @@ impl Tickets {
         by: StaffId,
         admin: bool,
     ) -> Result<AgentId, TicketsError> {
-        self.tenancy.active_tenant(tenant).await?;
-        match self.tenancy.member(tenant, by).await? {
-            Some(m) if m.active && (!admin || m.role == Role::Admin) => Ok(AgentId(by.0)),
-            Some(m) if m.active => Err(TicketsError::Forbidden(
+        match self.tenancy.working_role(tenant, by).await? {
+            Some(role) if !admin || role == Role::Admin => Ok(AgentId(by.0)),
+            Some(_) => Err(TicketsError::Forbidden(
                 "only an admin of this organisation may change its service levels; ask one of its admins",
             )),
             _ => Err(TicketsError::Forbidden(
