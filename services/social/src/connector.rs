@@ -107,12 +107,15 @@ pub struct OutboundReply {
 }
 
 /// An announcement to publish on the account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Post {
     /// What it says.
     pub text: String,
     /// A link to attach, if any.
     pub link: Option<String>,
+    /// An image (`https`) to publish it with, where the network takes one
+    /// by URL (a Facebook Page photo post); the other networks ignore it.
+    pub image_url: Option<String>,
 }
 
 /// An account's credentials, decrypted for one call. `Debug` shows no

@@ -9,7 +9,10 @@
 //! - [`vault`]: credentials encrypted at rest;
 //! - [`webhooks`]: the endpoints the networks call; [`ingest`]: recording
 //!   what citizens wrote; [`polling`]: X mentions read by polling;
-//!   [`publications`]: announcements posted to linked accounts;
+//!   [`outbound`]: replies and posts queued and sent;
+//!   [`publications`]: staff posts on linked accounts; [`announcements`]:
+//!   the council's published announcements posted on the accounts they
+//!   name;
 //! - [`conversations`]: the messages citizens wrote, to answer them;
 //! - `fake` (feature `fakes`, and in tests): local servers reproducing the
 //!   networks' APIs and signed webhooks; `simulator` (feature `fakes`): the
@@ -25,6 +28,7 @@ use ventanilla_runtime::config::SocialSettings;
 use ventanilla_runtime::{Module, Running, StartContext};
 
 pub mod accounts;
+pub mod announcements;
 pub mod connector;
 pub mod conversations;
 #[cfg(any(test, feature = "fakes"))]
@@ -49,8 +53,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
 }
 
 /// The social service as a module of the binary: the webhook endpoints,
-/// the outbound reactor (subscription [`outbound::SUBSCRIPTION`]), the
-/// delivery worker and the mention poller.
+/// the outbound reactor (subscription [`outbound::SUBSCRIPTION`]: replies
+/// and announcements), the delivery worker and the mention poller.
 pub struct SocialService {
     log: Arc<PgEventLog>,
     settings: SocialSettings,
@@ -128,7 +132,10 @@ impl Module for SocialService {
         }
         ctx.add_routes(webhooks::Webhooks::new(accounts.clone(), Arc::clone(&self.log)).router());
         let shutdown = ctx.shutdown();
-        let reactor: Arc<dyn Handler> = Arc::new(outbound::OutboundReactor);
+        let reactor: Arc<dyn Handler> = Arc::new(outbound::OutboundReactor::new(
+            accounts.clone(),
+            Arc::clone(&self.log),
+        ));
         let subscription = Subscription::join(
             Arc::clone(&self.log),
             self.log.pool().clone(),

@@ -814,7 +814,7 @@ impl GraphClient {
                     creds,
                     &format!("{account}/messages"),
                     &body,
-                    "message_id",
+                    &["message_id"],
                     Call::Message { window_hours },
                     reply.now,
                 )
@@ -836,7 +836,7 @@ impl GraphClient {
                     creds,
                     &format!("{comment}/{edge}"),
                     &json!({ "message": reply.text }),
-                    "id",
+                    &["id"],
                     Call::Comment,
                     reply.now,
                 )
@@ -847,7 +847,12 @@ impl GraphClient {
 
     /// Publishes on the Page: `POST {base}/{page id}/feed` with `message`
     /// and, if any, `link`; answers `{"id":"<page>_<post>"}`, returned.
-    /// On Instagram, [`SendError::Rejected`] without calling the API.
+    /// With an `image_url`, a photo post instead: `POST {base}/{page
+    /// id}/photos` with `url` and `caption` (the text, and the link after
+    /// it unless the text has it: a photo post has no link field); answers
+    /// `{"id":"<photo>","post_id":"<page>_<post>"}`, the `post_id` returned
+    /// (comments on it name that post). On Instagram,
+    /// [`SendError::Rejected`] without calling the API.
     pub async fn publish(&self, creds: &Credentials, post: &Post) -> Result<Sent, SendError> {
         self.publish_with_usage(creds, post).await.0
     }
@@ -873,6 +878,24 @@ impl GraphClient {
             Ok(page) => page,
             Err(e) => return (Err(e), None),
         };
+        if let Some(image) = &post.image_url {
+            let caption = match post.link.as_deref().map(str::trim) {
+                Some(link) if !link.is_empty() && !post.text.contains(link) => {
+                    format!("{}\n\n{link}", post.text.trim_end())
+                }
+                _ => post.text.clone(),
+            };
+            return self
+                .post(
+                    creds,
+                    &format!("{page}/photos"),
+                    &json!({ "url": image, "caption": caption }),
+                    &["post_id", "id"],
+                    Call::Publish,
+                    Utc::now(),
+                )
+                .await;
+        }
         let mut body = Map::new();
         body.insert("message".to_owned(), Value::from(post.text.as_str()));
         if let Some(link) = &post.link {
@@ -882,7 +905,7 @@ impl GraphClient {
             creds,
             &format!("{page}/feed"),
             &Value::Object(body),
-            "id",
+            &["id"],
             Call::Publish,
             Utc::now(),
         )
@@ -907,14 +930,14 @@ impl GraphClient {
         }
     }
 
-    /// POSTs `body` as JSON to `{base}/{path}` and reads `id_field` from a
-    /// successful answer.
+    /// POSTs `body` as JSON to `{base}/{path}` and reads the first of
+    /// `id_fields` present in a successful answer.
     async fn post(
         &self,
         creds: &Credentials,
         path: &str,
         body: &Value,
-        id_field: &str,
+        id_fields: &[&str],
         call: Call,
         now: DateTime<Utc>,
     ) -> (Result<Sent, SendError>, Option<Usage>) {
@@ -943,7 +966,7 @@ impl GraphClient {
         }
         let id = serde_json::from_slice::<Value>(&bytes)
             .ok()
-            .and_then(|v| v.get(id_field).and_then(id_string));
+            .and_then(|v| id_fields.iter().find_map(|f| v.get(*f).and_then(id_string)));
         let result = match id {
             Some(platform_id) => Ok(Sent { platform_id }),
             None => {
@@ -955,7 +978,7 @@ impl GraphClient {
                 );
                 Err(SendError::Temporary {
                     network: self.channel,
-                    reason: format!("the answer had no {id_field:?}"),
+                    reason: format!("the answer had no {:?}", id_fields.join(" or ")),
                 })
             }
         };

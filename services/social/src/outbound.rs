@@ -1,10 +1,14 @@
-//! Replies going out. Two parts:
+//! Replies and posts going out. Two parts:
 //!
 //! - [`OutboundReactor`] (subscription `social:outbound`) reads the tickets
 //!   service's `ticket.replied` events on social channels and queues each
 //!   reply (`social_deliveries`), in the subscription's transaction: a reply
-//!   is queued once, whatever the redeliveries.
-//! - [`DeliveryWorker`] sends the queued replies that are due. Each attempt
+//!   is queued once, whatever the redeliveries. It also reads the tickets
+//!   service's `announcement.published` events and has them posted on the
+//!   accounts they name ([`crate::announcements`]): the publication is
+//!   recorded (idempotently) and its posts queued in the same transaction.
+//! - [`DeliveryWorker`] sends the queued replies and posts that are due
+//!   (posts: see [`crate::publications`]). Each attempt
 //!   is recorded in the reply's `delivery-<uuid>` stream *before* the
 //!   network is called; after a crash between the call and the record, the
 //!   next try finds the attempt without an outcome and marks the reply
@@ -43,7 +47,8 @@ use ventanilla_tickets_domain::ticket::TicketEvent;
 use crate::accounts::{Accounts, SocialError};
 use crate::connector::{OutboundReply, Post, ReplyTarget, SendError, Sent};
 use crate::conversations;
-use crate::{meta, x};
+use crate::publications::Publications;
+use crate::{announcements, meta, x};
 
 /// The subscription's name.
 pub const SUBSCRIPTION: &str = "social:outbound";
@@ -66,26 +71,29 @@ enum QueuedTarget {
     Unknown { reason: String },
     /// A post of publication `publication` on the account's page or
     /// timeline (the row's `ticket_id` is the publication's id).
-    Post { link: Option<String> },
+    Post {
+        link: Option<String>,
+        /// Absent from rows queued before images were posted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_url: Option<String>,
+    },
 }
 
-/// Queues the post of publication `publication` on `account` (in the
+/// Queues `post`, of publication `publication`, on `account` (in the
 /// caller's tenant-scoped transaction): the row's id is derived from both,
 /// so queueing twice queues once.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn queue_post(
     conn: &mut sqlx::PgConnection,
     tenant: TenantId,
     publication: Uuid,
-    account: AccountId,
-    network: Network,
-    text: &str,
-    link: Option<&str>,
+    (account, network): (AccountId, Network),
+    post: &Post,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let id = Uuid::new_v5(&publication, account.0.as_bytes());
     let target = serde_json::to_value(QueuedTarget::Post {
-        link: link.map(str::to_owned),
+        link: post.link.clone(),
+        image_url: post.image_url.clone(),
     })
     .unwrap_or_default();
     sqlx::query(
@@ -98,86 +106,108 @@ pub(crate) async fn queue_post(
     .bind(account.0)
     .bind(network.as_str())
     .bind(target)
-    .bind(text)
+    .bind(post.text.as_str())
     .bind(now)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Queues replies written on social channels.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct OutboundReactor;
+/// Queues replies written on social channels, and the posts of published
+/// announcements.
+#[derive(Clone)]
+pub struct OutboundReactor {
+    publications: Publications,
+}
+
+impl OutboundReactor {
+    /// The reactor over `log`, reading accounts through `accounts` (an
+    /// announcement's accounts are looked up in its tenant only).
+    pub fn new(accounts: Accounts, log: Arc<PgEventLog>) -> Self {
+        Self {
+            publications: Publications::new(accounts, log),
+        }
+    }
+}
 
 #[async_trait]
 impl Handler for OutboundReactor {
     async fn handle(&self, tx: &mut TenantTx<'_>, events: &[RecordedEvent]) -> anyhow::Result<()> {
-        let tenant = tx.tenant().into_uuid();
         for e in events {
-            if e.event_type != "ticket.replied" {
-                continue;
+            match e.event_type.as_str() {
+                "ticket.replied" => queue_reply(tx, e).await?,
+                announcements::PUBLISHED => {
+                    announcements::publish(&self.publications, tx, e).await?;
+                }
+                _ => {}
             }
-            let TicketEvent::Replied(r) =
-                TicketEvent::from_stored(&e.event_type, e.schema_version, &e.data)?
-            else {
-                continue;
-            };
-            let channel = r.channel.as_str();
-            if Network::parse(channel).is_none() {
-                continue; // web, e-mail…: another deliverer's
-            }
-            let Some(ticket) = e
-                .stream
-                .as_str()
-                .strip_prefix("ticket-")
-                .and_then(|s| Uuid::parse_str(s).ok())
-            else {
-                continue;
-            };
-            let conn = tx.conn().await?;
-            let answered = match &r.in_reply_to_platform_id {
-                Some(p) => conversations::find(&mut *conn, channel, p).await?,
-                None => None,
-            };
-            let (account, target) = match answered {
-                Some(m) if m.kind == "direct" => (
-                    m.account_id,
-                    QueuedTarget::Direct {
-                        recipient: m.author_id,
-                    },
-                ),
-                Some(m) => (
-                    m.account_id,
-                    QueuedTarget::Public {
-                        in_reply_to: r.in_reply_to_platform_id.clone().unwrap_or_default(),
-                    },
-                ),
-                None => (
-                    Uuid::nil(),
-                    QueuedTarget::Unknown {
-                        reason: format!(
-                            "the citizen's message on {channel} is not known to the platform, so there is nothing to answer there; reply on another channel"
-                        ),
-                    },
-                ),
-            };
-            sqlx::query(
-                "INSERT INTO social_deliveries (tenant_id, message_id, ticket_id, account_id, channel, target, body, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-            )
-            .bind(tenant)
-            .bind(r.message_id.0)
-            .bind(ticket)
-            .bind(account)
-            .bind(channel)
-            .bind(serde_json::to_value(&target)?)
-            .bind(r.body.as_str())
-            .bind(e.recorded_at)
-            .execute(conn)
-            .await?;
         }
         Ok(())
     }
+}
+
+/// Queues the reply of a `ticket.replied` on a social channel.
+async fn queue_reply(tx: &mut TenantTx<'_>, e: &RecordedEvent) -> anyhow::Result<()> {
+    let tenant = tx.tenant().into_uuid();
+    let TicketEvent::Replied(r) =
+        TicketEvent::from_stored(&e.event_type, e.schema_version, &e.data)?
+    else {
+        return Ok(());
+    };
+    let channel = r.channel.as_str();
+    if Network::parse(channel).is_none() {
+        return Ok(()); // web, e-mail…: another deliverer's
+    }
+    let Some(ticket) = e
+        .stream
+        .as_str()
+        .strip_prefix("ticket-")
+        .and_then(|s| Uuid::parse_str(s).ok())
+    else {
+        return Ok(());
+    };
+    let conn = tx.conn().await?;
+    let answered = match &r.in_reply_to_platform_id {
+        Some(p) => conversations::find(&mut *conn, channel, p).await?,
+        None => None,
+    };
+    let (account, target) = match answered {
+        Some(m) if m.kind == "direct" => (
+            m.account_id,
+            QueuedTarget::Direct {
+                recipient: m.author_id,
+            },
+        ),
+        Some(m) => (
+            m.account_id,
+            QueuedTarget::Public {
+                in_reply_to: r.in_reply_to_platform_id.clone().unwrap_or_default(),
+            },
+        ),
+        None => (
+            Uuid::nil(),
+            QueuedTarget::Unknown {
+                reason: format!(
+                    "the citizen's message on {channel} is not known to the platform, so there is nothing to answer there; reply on another channel"
+                ),
+            },
+        ),
+    };
+    sqlx::query(
+        "INSERT INTO social_deliveries (tenant_id, message_id, ticket_id, account_id, channel, target, body, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(r.message_id.0)
+    .bind(ticket)
+    .bind(account)
+    .bind(channel)
+    .bind(serde_json::to_value(&target)?)
+    .bind(r.body.as_str())
+    .bind(e.recorded_at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A queued reply.
@@ -320,9 +350,13 @@ impl DeliveryWorker {
         let Some(q) = self.row(tenant, message).await? else {
             return Ok(());
         };
-        if let QueuedTarget::Post { link } = &q.target.0 {
-            let link = link.clone();
-            return self.post(tenant, message, &q, link, now).await;
+        if let QueuedTarget::Post { link, image_url } = &q.target.0 {
+            let post = Post {
+                text: q.body.clone(),
+                link: link.clone(),
+                image_url: image_url.clone(),
+            };
+            return self.post(tenant, message, &q, post, now).await;
         }
         let attempt = q.attempts + 1;
         match self
@@ -436,7 +470,7 @@ impl DeliveryWorker {
         tenant: TenantId,
         row: Uuid,
         q: &Queued,
-        link: Option<String>,
+        post: Post,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let (publication, account) = (q.ticket_id, AccountId(q.account_id));
@@ -485,10 +519,6 @@ impl DeliveryWorker {
                 .credentials_of(tenant, &state)
                 .await
                 .map_err(|e| Failure::Send(temporary(&q.channel, &e)))?;
-            let post = Post {
-                text: q.body.clone(),
-                link,
-            };
             match state.network {
                 Network::Facebook => self.graph.publish(&creds, &post).await,
                 Network::Instagram => self.instagram.publish(&creds, &post).await,

@@ -6,24 +6,48 @@
 //! replies the posts draw come back as ordinary messages, and so as
 //! conversations in the inbox.
 //!
-//! (The "Avísame cuando…" announcement of the subscriptions issue, with its
-//! notifications to subscribers, will request its posts through this.)
+//! The council's announcements (`announcement.published`, "Avísame
+//! cuando…") go through the same steps — the accounts looked up in the
+//! tenant (`Publications::targets`), the request recorded idempotently
+//! (`Publications::record`), the pending posts queued (`queue_pending`) —
+//! from the outbound reactor ([`crate::announcements`]).
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use ventanilla_eventlog::{CommandContext, CommandError, CommandRunner, Decider};
 use ventanilla_kernel::{Actor, TenantId};
 use ventanilla_postgres::{PgEventLog, begin_for_tenant};
-use ventanilla_social_domain::account::AccountId;
+use ventanilla_social_domain::account::{AccountId, Network};
 use ventanilla_social_domain::publication::{
-    self, PostState, Publication, PublicationCommand, PublicationError,
+    self, PostState, Publication, PublicationCommand, PublicationError, PublicationState,
 };
 use ventanilla_tenants_domain::staff::StaffId;
 
 use crate::accounts::{Accounts, SocialError};
+use crate::connector::Post;
 use crate::outbound;
+
+/// Why nothing is posted on an account the tenant unlinked.
+pub const UNLINKED: &str = "the account was unlinked before the announcement went out";
+
+/// Why nothing is posted on an account the tenant does not have.
+pub const NOT_LINKED: &str =
+    "the account is not one of this organisation's linked accounts, so nothing was posted on it";
+
+/// An account a publication goes to, as found in the tenant when it is
+/// requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The account.
+    pub account: AccountId,
+    /// Its network, when the tenant has the account.
+    pub network: Option<Network>,
+    /// Why nothing can be posted on it, if so ([`UNLINKED`],
+    /// [`NOT_LINKED`]).
+    pub unavailable: Option<&'static str>,
+}
 
 /// One account's post of a publication, as staff see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -89,18 +113,15 @@ impl Publications {
         {
             return Err(SocialError::Forbidden);
         }
-        let mut chosen = Vec::new();
-        for id in accounts {
-            let state = self.accounts.state(tenant, AccountId(*id)).await?;
-            if state.unlinked {
-                return Err(SocialError::NotFound);
-            }
-            chosen.push((AccountId(*id), state.network));
+        let targets = self.targets(tenant, accounts).await?;
+        if targets.iter().any(|t| t.unavailable.is_some()) {
+            return Err(SocialError::NotFound);
         }
         let command = PublicationCommand::Request {
             text: text.to_owned(),
             link: link.map(str::to_owned),
-            accounts: chosen.iter().map(|(a, _)| *a).collect(),
+            accounts: targets.iter().map(|t| t.account).collect(),
+            unavailable: Vec::new(),
         };
         let now = Utc::now();
         Publication::decide(&Default::default(), &command, now)
@@ -108,21 +129,72 @@ impl Publications {
         let id = Uuid::new_v4();
         let ctx = CommandContext::new(tenant, now, Actor::Staff { id: by.to_string() })
             .with_idempotency_key(id);
-        self.runner
-            .execute::<Publication>(&ctx, &publication::stream_id(id)?, &command)
-            .await
-            .map_err(refused)?;
+        let state = self.record(&ctx, id, &command).await.map_err(refused)?;
         // Queued after the request is recorded: a crash in between leaves a
         // request whose posts show as `pending` and never go out (the staff
         // see it with `show` and publish again); queueing in the same
         // transaction as the request needs the log and the queue in one
-        // transaction, which the event log's API does not offer yet.
+        // transaction, which the event log's API does not offer yet. (An
+        // announcement has no such gap: the reactor that records it queues
+        // its posts with its checkpoint, and records again — a no-op — on
+        // redelivery.)
+        let post = Post {
+            text: text.to_owned(),
+            link: link.map(str::to_owned),
+            image_url: None,
+        };
         let mut tx = begin_for_tenant(self.runner.log().pool(), tenant).await?;
-        for (account, network) in chosen {
-            outbound::queue_post(&mut tx, tenant, id, account, network, text, link, now).await?;
-        }
+        queue_pending(&mut tx, tenant, id, &state, &targets, |_| post.clone(), now).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Each of `accounts` (without repeats, in order) as the tenant has it:
+    /// its network, and whether it can be posted on. Reads only the
+    /// tenant's streams: another tenant's account is not found.
+    pub(crate) async fn targets(
+        &self,
+        tenant: TenantId,
+        accounts: &[Uuid],
+    ) -> Result<Vec<Target>, SocialError> {
+        let mut targets: Vec<Target> = Vec::with_capacity(accounts.len());
+        for id in accounts {
+            let account = AccountId(*id);
+            if targets.iter().any(|t| t.account == account) {
+                continue;
+            }
+            let target = match self.accounts.state(tenant, account).await {
+                Ok(state) => Target {
+                    account,
+                    network: Some(state.network),
+                    unavailable: state.unlinked.then_some(UNLINKED),
+                },
+                Err(SocialError::NotFound) => Target {
+                    account,
+                    network: None,
+                    unavailable: Some(NOT_LINKED),
+                },
+                Err(e) => return Err(e),
+            };
+            targets.push(target);
+        }
+        Ok(targets)
+    }
+
+    /// Records `command` on publication `id` under `ctx` (idempotent when
+    /// `ctx` has a key: running it again returns what was recorded) and
+    /// returns the publication's state.
+    pub(crate) async fn record(
+        &self,
+        ctx: &CommandContext,
+        id: Uuid,
+        command: &PublicationCommand,
+    ) -> Result<PublicationState, CommandError<PublicationError>> {
+        let stream = publication::stream_id(id).map_err(|e| CommandError::Unexpected(e.into()))?;
+        self.runner
+            .execute::<Publication>(ctx, &stream, command)
+            .await
+            .map(|done| done.state)
     }
 
     /// Each account's post of a publication.
@@ -155,4 +227,43 @@ impl Publications {
             })
             .collect())
     }
+}
+
+/// Queues the posts of publication `id` still `pending` in `state`, on
+/// `conn` (the caller's tenant-scoped transaction), `post_for` saying what
+/// to post on each network. Queueing a post already queued does nothing.
+/// An account missing from `targets` (never the case: a pending post's
+/// account was found when requested) is skipped.
+pub(crate) async fn queue_pending(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    id: Uuid,
+    state: &PublicationState,
+    targets: &[Target],
+    post_for: impl Fn(Network) -> Post,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    for (account, post) in &state.posts {
+        if *post != PostState::Pending {
+            continue;
+        }
+        let network = targets
+            .iter()
+            .find(|t| t.account == *account)
+            .and_then(|t| t.network);
+        let Some(network) = network else {
+            tracing::warn!(tenant_id = %tenant, publication = %id, "a pending post's account was not found; not queued");
+            continue;
+        };
+        outbound::queue_post(
+            &mut *conn,
+            tenant,
+            id,
+            (*account, network),
+            &post_for(network),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -942,7 +942,8 @@ impl XClient {
 
     /// Publishes an announcement on the account (`POST /2/tweets`), the
     /// link appended to the text after a space. Too long a text is
-    /// [`SendError::Rejected`] without calling X.
+    /// [`SendError::Rejected`] without calling X. An image is ignored: X
+    /// takes media only as uploaded bytes, not by URL.
     pub async fn publish(&self, creds: &Credentials, post: &Post) -> Result<Sent, SendError> {
         let text = match post.link.as_deref().map(str::trim) {
             Some(link) if !link.is_empty() => format!("{} {link}", post.text.trim_end()),
@@ -1489,6 +1490,7 @@ mod tests {
         let post = Post {
             text: "a".repeat(270),
             link: Some("https://example.org/x".into()),
+            ..Post::default()
         };
         assert!(matches!(
             client.publish(&creds, &post).await,

@@ -1,6 +1,8 @@
 //! An announcement posted to a tenant's linked accounts, stream
-//! `publication-<uuid>`: requested once for the chosen accounts, then
-//! posted on each (page feed post, X post), each post's attempt recorded
+//! `publication-<uuid>`: requested once for the chosen accounts (those
+//! that cannot be posted to — unlinked, not the tenant's — recorded failed
+//! at once, with why), then posted on each (page feed or photo post, X
+//! post), each post's attempt recorded
 //! before the network is called — after a crash in between, that account's
 //! post is marked failed rather than risk posting it twice. The platform id
 //! of each post is recorded, so the comments and replies it draws (which
@@ -31,8 +33,8 @@ pub fn stream_id(id: Uuid) -> Result<StreamId, StreamIdError> {
 /// What can be asked of a publication.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicationCommand {
-    /// Requests the post on `accounts` (at least one; each linked, the
-    /// service checks).
+    /// Requests the post on `accounts` and `unavailable` (at least one in
+    /// all; the service checks which are linked).
     Request {
         /// What it says.
         text: String,
@@ -40,6 +42,10 @@ pub enum PublicationCommand {
         link: Option<String>,
         /// Where it goes.
         accounts: Vec<AccountId>,
+        /// Chosen accounts nothing can be posted on (unlinked, not the
+        /// tenant's), with why, for the staff: their posts are recorded
+        /// failed in the same decision.
+        unavailable: Vec<(AccountId, String)>,
     },
     /// The post on `account` is about to be sent.
     Start {
@@ -225,6 +231,7 @@ impl Decider for Publication {
                 text,
                 link,
                 accounts,
+                unavailable,
             } => {
                 if state.request.is_some() {
                     return Err(PublicationError::AlreadyRequested);
@@ -244,21 +251,34 @@ impl Decider for Publication {
                         problem: "must be an http(s) URL".into(),
                     });
                 }
-                if accounts.is_empty() {
+                if accounts.is_empty() && unavailable.is_empty() {
                     return Err(PublicationError::Invalid {
                         field: "accounts",
                         problem: "choose at least one linked account".into(),
                     });
                 }
                 let mut unique = accounts.clone();
+                unique.extend(unavailable.iter().map(|(a, _)| *a));
                 unique.sort();
                 unique.dedup();
-                Ok(vec![PublicationEvent::Requested {
+                let mut events = vec![PublicationEvent::Requested {
                     text: text.clone(),
                     link: link.clone(),
                     accounts: unique,
                     at: now,
-                }])
+                }];
+                let mut failed: Vec<AccountId> = Vec::new();
+                for (account, reason) in unavailable {
+                    if !failed.contains(account) {
+                        failed.push(*account);
+                        events.push(PublicationEvent::PostFailed {
+                            account: *account,
+                            reason: reason.chars().take(500).collect(),
+                            at: now,
+                        });
+                    }
+                }
+                Ok(events)
             }
             PublicationCommand::Start { account } => match post(account)? {
                 PostState::Pending => Ok(vec![PublicationEvent::PostStarted {
@@ -368,6 +388,7 @@ mod tests {
                 text: "Abre la inscripción de los campamentos".into(),
                 link: Some("https://villademo.es/campamentos".into()),
                 accounts: vec![a(2), a(1), a(2)],
+                unavailable: vec![],
             })
             .then(vec![requested()]);
         let started = PublicationEvent::PostStarted {
@@ -398,6 +419,61 @@ mod tests {
     }
 
     #[test]
+    fn unavailable_accounts_are_requested_and_failed_at_once() {
+        let gone = "the account was unlinked before the announcement went out";
+        let failed = PublicationEvent::PostFailed {
+            account: a(2),
+            reason: gone.into(),
+            at: now(),
+        };
+        given::<Publication>(vec![])
+            .at(now())
+            .when(&PublicationCommand::Request {
+                text: "Abre la inscripción de los campamentos".into(),
+                link: Some("https://villademo.es/campamentos".into()),
+                accounts: vec![a(1)],
+                unavailable: vec![(a(2), gone.into()), (a(2), gone.into())],
+            })
+            .then(vec![requested(), failed.clone()]);
+        let state = Publication::fold(&[requested(), failed]);
+        assert_eq!(state.posts[&a(1)], PostState::Pending);
+        assert_eq!(state.posts[&a(2)], PostState::Failed(gone.into()));
+        // Nothing is posted on it afterwards.
+        given::<Publication>(vec![
+            requested(),
+            PublicationEvent::PostFailed {
+                account: a(2),
+                reason: gone.into(),
+                at: now(),
+            },
+        ])
+        .when(&PublicationCommand::Start { account: a(2) })
+        .then_error(|e| *e == PublicationError::Finished);
+        // Only unavailable accounts: requested, every post failed.
+        given::<Publication>(vec![])
+            .at(now())
+            .when(&PublicationCommand::Request {
+                text: "Hola".into(),
+                link: None,
+                accounts: vec![],
+                unavailable: vec![(a(3), gone.into())],
+            })
+            .then(vec![
+                PublicationEvent::Requested {
+                    text: "Hola".into(),
+                    link: None,
+                    accounts: vec![a(3)],
+                    at: now(),
+                },
+                PublicationEvent::PostFailed {
+                    account: a(3),
+                    reason: gone.into(),
+                    at: now(),
+                },
+            ]);
+    }
+
+    #[test]
     fn bad_requests_are_refused_naming_the_field() {
         for (text, link, accounts, field) in [
             ("  ", None, vec![a(1)], "text"),
@@ -409,6 +485,7 @@ mod tests {
                     text: text.into(),
                     link: link.map(str::to_owned),
                     accounts,
+                    unavailable: vec![],
                 })
                 .then_error(
                     |e| matches!(e, PublicationError::Invalid { field: f, .. } if *f == field),

@@ -1,7 +1,8 @@
 //! A fake Graph API for tests, the simulator and the benchmark: a local
 //! HTTP server answering the Send API (`POST /v25.0/{page_id}/messages`),
 //! comment replies (`POST /v25.0/{comment_id}/comments`, and Instagram's
-//! `/replies`) and Page posts (`POST /v25.0/{page_id}/feed`) with Graph's
+//! `/replies`), Page posts (`POST /v25.0/{page_id}/feed`) and Page photo
+//! posts by URL (`POST /v25.0/{page_id}/photos`) with Graph's
 //! real request checks, success shapes and error bodies; recording every
 //! request; failing on demand ([`Failure`]) the way Graph fails. Plus
 //! signed webhook deliveries serialised byte for byte the way Meta sends
@@ -152,6 +153,7 @@ impl FakeGraph {
             .route(&format!("/{VERSION}/{{id}}/comments"), post(comments))
             .route(&format!("/{VERSION}/{{id}}/replies"), post(comments))
             .route(&format!("/{VERSION}/{{id}}/feed"), post(feed))
+            .route(&format!("/{VERSION}/{{id}}/photos"), post(photos))
             .fallback(unknown_path)
             .with_state(state.clone());
         let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
@@ -205,6 +207,7 @@ enum Edge {
     Messages,
     Comments,
     Feed,
+    Photos,
 }
 
 async fn messages(
@@ -254,6 +257,24 @@ async fn feed(
     handle(
         &state,
         Some((Edge::Feed, id)),
+        &method,
+        &uri,
+        &headers,
+        &body,
+    )
+}
+
+async fn photos(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(
+        &state,
+        Some((Edge::Photos, id)),
         &method,
         &uri,
         &headers,
@@ -375,6 +396,7 @@ fn handle(
         Edge::Messages => send_message(&params, n),
         Edge::Comments => reply_to_comment(&id, &params, n),
         Edge::Feed => publish(&id, &params, n),
+        Edge::Photos => publish_photo(&id, &params, n),
     };
     let mut response = match result {
         Ok(answer) => (StatusCode::OK, axum::Json(answer)).into_response(),
@@ -526,6 +548,19 @@ fn publish(page: &str, params: &Map<String, Value>, n: u64) -> Result<Value, Str
     Ok(json!({ "id": format!("{page}_{n}") }))
 }
 
+/// A Page photo post by URL: `url` (and a `caption`) →
+/// `{"id":"<photo>","post_id":"<page>_<n>"}`. Graph fetches the image; the
+/// fake only checks it is an http(s) URL.
+fn publish_photo(page: &str, params: &Map<String, Value>, n: u64) -> Result<Value, String> {
+    let Some(url) = non_empty_str(params, "url") else {
+        return Err("(#100) No photo was uploaded: set url or source".into());
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err("(#100) url should represent a valid URL".into());
+    }
+    Ok(json!({ "id": format!("{n}"), "post_id": format!("{page}_{n}") }))
+}
+
 /// Graph's error answer.
 fn graph_error(
     status: StatusCode,
@@ -617,7 +652,7 @@ fn failure_response(failure: &Failure, edge: Edge, id: &str, trace: &str) -> Res
                 Edge::Comments => {
                     "(#200) Requires pages_manage_engagement permission to manage the object"
                 }
-                Edge::Feed => {
+                Edge::Feed | Edge::Photos => {
                     "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts permission with page token"
                 }
             };
@@ -967,6 +1002,7 @@ mod tests {
                 &Post {
                     text: "x".into(),
                     link: None,
+                    ..Post::default()
                 },
             )
             .await;
@@ -989,6 +1025,7 @@ mod tests {
                 &Post {
                     text: "Corte de agua el martes".into(),
                     link: Some("https://ayto.example/avisos/1".into()),
+                    ..Post::default()
                 },
             )
             .await
@@ -1004,6 +1041,52 @@ mod tests {
             Some(
                 json!({"message":"Corte de agua el martes","link":"https://ayto.example/avisos/1"})
             )
+        );
+    }
+
+    #[tokio::test]
+    async fn an_announcement_with_an_image_is_a_photo_post() {
+        let (fake, client) = setup().await;
+        let sent = client
+            .publish(
+                &creds(false),
+                &Post {
+                    text: "Corte de agua el martes".into(),
+                    link: Some("https://ayto.example/avisos/1".into()),
+                    image_url: Some("https://ayto.example/avisos/1.jpg".into()),
+                },
+            )
+            .await
+            .unwrap();
+        // The post's id (comments name it), not the photo's.
+        assert!(
+            sent.platform_id.starts_with(&format!("{PAGE}_")),
+            "{sent:?}"
+        );
+        let r = &fake.requests()[0];
+        assert_eq!(r.path, format!("/v25.0/{PAGE}/photos"));
+        assert_eq!(
+            r.body,
+            Some(json!({
+                "url": "https://ayto.example/avisos/1.jpg",
+                "caption": "Corte de agua el martes\n\nhttps://ayto.example/avisos/1"
+            }))
+        );
+        // A caption that already carries the link does not repeat it.
+        client
+            .publish(
+                &creds(false),
+                &Post {
+                    text: "Aviso\n\nhttps://ayto.example/avisos/1".into(),
+                    link: Some("https://ayto.example/avisos/1".into()),
+                    image_url: Some("https://ayto.example/avisos/1.jpg".into()),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.requests()[1].body.as_ref().unwrap()["caption"],
+            "Aviso\n\nhttps://ayto.example/avisos/1"
         );
     }
 
@@ -1067,7 +1150,7 @@ mod tests {
                     &c,
                     &Post {
                         text: "x".into(),
-                        link: None
+                        ..Post::default()
                     }
                 )
                 .await,

@@ -1010,6 +1010,7 @@ mod tests {
                 &Post {
                     text: "otro aviso".into(),
                     link: None,
+                    ..Post::default()
                 },
             )
             .await;
@@ -1050,6 +1051,7 @@ mod tests {
         let post = Post {
             text: "Corte de agua mañana en el centro.".into(),
             link: Some("https://ayto.example/avisos/agua".into()),
+            ..Post::default()
         };
         let sent = client.publish(&creds(TOKEN), &post).await.unwrap();
         let request = &fake.requests()[0];

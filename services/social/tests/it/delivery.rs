@@ -25,7 +25,7 @@ use ventanilla_eventlog::{CommandContext, CommandRunner};
 use ventanilla_kernel::Actor;
 use ventanilla_social::fake::meta::{self as fake_meta, Failure as GraphFailure};
 use ventanilla_social::fake::x::{self as fake_x, Failure as XFailure};
-use ventanilla_social::outbound::{MAX_ATTEMPTS, MAX_BACKOFF, OutboundReactor};
+use ventanilla_social::outbound::{MAX_ATTEMPTS, MAX_BACKOFF};
 use ventanilla_social_domain::account::AccountId;
 use ventanilla_social_domain::delivery::{self, Delivery, DeliveryCommand};
 use ventanilla_tickets_domain::ticket::{MessageId, TicketId};
@@ -585,8 +585,7 @@ async fn a_redelivered_reply_is_queued_once_and_sent_once() {
 
     // The same ticket.replied, read again by another subscription while the
     // reply waits: nothing new.
-    w.drain_all("social:outbound-replay", Arc::new(OutboundReactor))
-        .await;
+    w.drain_all("social:outbound-replay", w.outbound()).await;
     assert_eq!(rows(&w).await, 1);
     assert_eq!(w.queued(c.tenant, reply).await, pending);
 
@@ -600,11 +599,8 @@ async fn a_redelivered_reply_is_queued_once_and_sent_once() {
     assert_eq!((sent.attempts, sent.done), (1, true));
 
     // And again once it was sent: not queued again, not sent again.
-    w.drain_all(
-        "social:outbound-replay-after-sent",
-        Arc::new(OutboundReactor),
-    )
-    .await;
+    w.drain_all("social:outbound-replay-after-sent", w.outbound())
+        .await;
     assert_eq!(rows(&w).await, 1);
     assert_eq!(w.queued(c.tenant, reply).await, sent);
     assert_eq!(w.tick_at(now + Duration::hours(1)).await, 0);

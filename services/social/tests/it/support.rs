@@ -96,8 +96,16 @@ impl World {
         }
     }
 
-    fn runner(&self) -> CommandRunner<PgEventLog> {
+    pub fn runner(&self) -> CommandRunner<PgEventLog> {
         CommandRunner::new(Arc::clone(&self.log), 3)
+    }
+
+    /// The social service's outbound reactor (replies and announcements).
+    pub fn outbound(&self) -> Arc<dyn Handler> {
+        Arc::new(OutboundReactor::new(
+            self.accounts.clone(),
+            Arc::clone(&self.log),
+        ))
     }
 
     /// Provisions `slug` with an active admin and an active agent.
@@ -232,11 +240,8 @@ impl World {
             Arc::clone(&inbound),
         )
         .await;
-        self.drain(
-            ventanilla_social::outbound::SUBSCRIPTION,
-            Arc::new(OutboundReactor),
-        )
-        .await;
+        self.drain(ventanilla_social::outbound::SUBSCRIPTION, self.outbound())
+            .await;
         self.worker.tick(Utc::now()).await.unwrap();
         self.drain(ventanilla_tickets::inbound::SUBSCRIPTION, inbound)
             .await;
@@ -441,11 +446,8 @@ impl World {
     /// caught up.
     pub async fn queue(&self) {
         self.inbound_all().await;
-        self.drain_all(
-            ventanilla_social::outbound::SUBSCRIPTION,
-            Arc::new(OutboundReactor),
-        )
-        .await;
+        self.drain_all(ventanilla_social::outbound::SUBSCRIPTION, self.outbound())
+            .await;
         self.caught_up_all().await;
     }
 
