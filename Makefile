@@ -14,14 +14,19 @@ help: ## Lists the targets
 # a fixed development one and the social networks are simulated (SIM=0 talks
 # to the real ones, with your own key).
 DEV_CREDENTIALS_KEY := ZGV2LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24tdXNlISE=
+# The same for the notification links' key (notify.key).
+DEV_NOTIFY_KEY := ZGV2LW5vdGlmeS1rZXktbm90LWZvci1wcm9kdWN0aW8=
 
-run: ## Starts the whole platform on this machine (http://127.0.0.1:8080; DEMO=0 skips the demo council, SIM=0 the simulated networks)
+run: ## Starts the whole platform on this machine (http://127.0.0.1:8080; DEMO=0 skips the demo council, SIM=0 the simulated networks and the local mail sink)
 	@server="$(PG_SERVER)"; [ -n "$$server" ] || exit 1; \
 	url="$${DATABASE_URL:-$${server%/}/ventanilla}"; \
 	if [ "$${SIM:-1}" != 0 ]; then \
 	  export VENTANILLA__SOCIAL__SIMULATOR="$${VENTANILLA__SOCIAL__SIMULATOR:-true}"; \
 	  export VENTANILLA__SOCIAL__CREDENTIALS_KEY="$${VENTANILLA__SOCIAL__CREDENTIALS_KEY:-$(DEV_CREDENTIALS_KEY)}"; \
+	  export VENTANILLA__NOTIFY__MAIL_SINK="$${VENTANILLA__NOTIFY__MAIL_SINK:-true}"; \
+	  export VENTANILLA__NOTIFY__ALLOW_PRIVATE_WEBHOOKS="$${VENTANILLA__NOTIFY__ALLOW_PRIVATE_WEBHOOKS:-true}"; \
 	fi; \
+	export VENTANILLA__NOTIFY__KEY="$${VENTANILLA__NOTIFY__KEY:-$(DEV_NOTIFY_KEY)}"; \
 	$(CARGO) build --quiet -p ventanilla && \
 	echo "Ventanilla: database $${url%%\?*}" && \
 	echo "Ventanilla: open http://$${VENTANILLA__HTTP__BIND:-127.0.0.1:8080}/  (health: /healthz, readiness: /readyz; Ctrl-C stops)" && \

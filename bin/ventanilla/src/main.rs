@@ -456,10 +456,10 @@ async fn serve(settings: Settings, services: Vec<String>) -> anyhow::Result<()> 
     let mut registry = ModuleRegistry::new();
     registry.register(platform.projections_module(&settings))?;
     registry.register(ventanilla_tenants::TenantsService)?;
-    registry.register(ventanilla_tickets::TicketsService::new(
-        Arc::clone(&platform.log),
-        platform::member_id(),
-    ))?;
+    registry.register(
+        ventanilla_tickets::TicketsService::new(Arc::clone(&platform.log), platform::member_id())
+            .with_notify(settings.notify.clone()),
+    )?;
     registry.register(ventanilla_social::SocialService::new(
         Arc::clone(&platform.log),
         settings.social.clone(),

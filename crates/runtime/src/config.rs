@@ -194,6 +194,61 @@ pub const KEYS: &[Key] = &[
         "how often the delivery worker looks for replies due to be sent",
     ),
     key(
+        "notify.key",
+        None,
+        "32 random bytes, base64: signs the confirmation, unsubscribe and manage links and derives webhook secrets; unset, e-mail and webhook subscriptions are refused",
+    ),
+    key(
+        "notify.public_url",
+        Some("http://127.0.0.1:8080"),
+        "the address citizens' links (confirm, unsubscribe, manage) point at",
+    ),
+    key(
+        "notify.smtp_url",
+        Some("smtp://127.0.0.1:25"),
+        "the SMTP relay notifications are sent through: smtp://host:port, smtps://user:pass@host:465, smtp://host:587?tls=required",
+    ),
+    key(
+        "notify.smtp_pool",
+        Some("8"),
+        "most simultaneous SMTP connections",
+    ),
+    key(
+        "notify.sender_address",
+        Some("no-reply@ventanilla.localhost"),
+        "the From address of notifications when the tenant has not set its own (the relay must accept it)",
+    ),
+    key(
+        "notify.allow_private_webhooks",
+        Some("false"),
+        "true: webhook subscriptions may point at loopback and private addresses (development and tests only)",
+    ),
+    key(
+        "notify.interval_ms",
+        Some("500"),
+        "how often the notification worker looks for notifications due",
+    ),
+    key(
+        "notify.concurrency",
+        Some("16"),
+        "notifications sent at the same time by one process",
+    ),
+    key(
+        "notify.confirm_hours",
+        Some("48"),
+        "how long an e-mail subscription waits for its confirmation",
+    ),
+    key(
+        "notify.digest_hour",
+        Some("8"),
+        "the local hour (0-23, tenant's time zone) daily digests go out",
+    ),
+    key(
+        "notify.mail_sink",
+        Some("false"),
+        "true: serve runs a local SMTP server that keeps the mail it receives under .local/mail (development and demos only)",
+    ),
+    key(
         "shutdown.grace_secs",
         Some("20"),
         "on SIGTERM, how long to wait for requests and modules to finish",
@@ -216,6 +271,37 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     /// The social service.
     pub social: SocialSettings,
+    /// Notifications ("Avísame cuando…").
+    pub notify: NotifySettings,
+}
+
+/// Notifications to subscribers ("Avísame cuando…").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// The key links are signed and webhook secrets derived with (32
+    /// bytes, base64). Never logged.
+    pub key: Option<SecretString>,
+    /// The address citizens' links point at.
+    pub public_url: String,
+    /// The SMTP relay (may hold credentials: never logged).
+    pub smtp_url: SecretString,
+    /// Most simultaneous SMTP connections.
+    pub smtp_pool: u32,
+    /// The default From address.
+    pub sender_address: String,
+    /// Whether webhooks may point at private addresses.
+    pub allow_private_webhooks: bool,
+    /// How often the worker looks for due notifications, in ms.
+    pub interval_ms: u64,
+    /// Notifications sent at the same time by one process.
+    pub concurrency: usize,
+    /// How long an e-mail subscription waits for its confirmation.
+    pub confirm_hours: u32,
+    /// The local hour daily digests go out.
+    pub digest_hour: u32,
+    /// Whether `serve` runs a local SMTP server (development only).
+    pub mail_sink: bool,
 }
 
 /// The social service.

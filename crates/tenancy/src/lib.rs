@@ -54,6 +54,12 @@ pub struct ActiveTenant {
     /// The letters of its references (`LUGO-2026-000001`): its slug's
     /// letters, upper-cased, at most 8 (`TK` when it has fewer than 2).
     pub reference_prefix: String,
+    /// Its display name ("Concello de Lugo").
+    pub name: String,
+    /// Its default language (`es`, `gl`…).
+    pub default_language: String,
+    /// Its contact address.
+    pub contact_email: String,
 }
 
 /// A staff member of the tenant.
@@ -96,6 +102,9 @@ impl Tenancy {
         match &details.status {
             TenantStatus::Active => Ok(ActiveTenant {
                 reference_prefix: reference_prefix(details.slug.as_str()),
+                name: details.name.to_string(),
+                default_language: details.default_language.as_str().to_owned(),
+                contact_email: details.contact_email.to_string(),
             }),
             TenantStatus::Suspended { reason } => Err(TenancyError::TenantSuspended {
                 reason: reason.to_string(),

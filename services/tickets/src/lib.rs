@@ -8,6 +8,8 @@
 //!   `ticket_timeline`) and its queries;
 //! - [`inbound`]: the reactor that turns social messages into tickets;
 //! - [`timers`]: the breach timer of the response-time clocks;
+//! - [`notify`]: "Avísame cuando…" — subscriptions, announcements and the
+//!   notifications they cause;
 //! - [`health`]: the presence-health figures;
 //! - [`error`]: refusals and their API codes.
 //!
@@ -20,21 +22,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use async_trait::async_trait;
 use ventanilla_postgres::projection::Projection;
 use ventanilla_postgres::{Handler, PgEventLog, Subscription, SubscriptionConfig};
+use ventanilla_runtime::config::NotifySettings;
 use ventanilla_runtime::{Module, Running, StartContext};
 
 pub mod error;
 pub mod health;
 pub mod inbound;
 pub mod inbox;
+pub mod notify;
 pub mod service;
 pub mod timers;
 
 /// The read models this service maintains.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(inbox::InboxProjection)]
+    vec![
+        Arc::new(inbox::InboxProjection),
+        Arc::new(notify::projection::NotifyProjection),
+    ]
 }
 
 /// The tickets service as a module of the binary: in its process it runs
@@ -46,6 +54,7 @@ pub struct TicketsService {
     log: Arc<PgEventLog>,
     member: String,
     breach_interval: Duration,
+    notify: Option<NotifySettings>,
 }
 
 impl TicketsService {
@@ -56,7 +65,15 @@ impl TicketsService {
             log,
             member: member.into(),
             breach_interval: Duration::from_secs(15),
+            notify: None,
         }
+    }
+
+    /// Also runs "Avísame cuando…": the fan-out reactor, the notification
+    /// worker, the digest and expiry timers and the citizens' pages.
+    pub fn with_notify(mut self, settings: NotifySettings) -> Self {
+        self.notify = Some(settings);
+        self
     }
 
     /// How often the breach timer looks for overdue clocks (default 15 s).
@@ -97,13 +114,25 @@ impl Module for TicketsService {
         let timer = tokio::spawn(
             timers::BreachTimer::new(tickets, self.breach_interval).run(shutdown.clone()),
         );
+        let notify = match &self.notify {
+            Some(settings) => Some(
+                notify::start(ctx, Arc::clone(&self.log), &self.member, settings)
+                    .await
+                    .context("starting notifications")?,
+            ),
+            None => None,
+        };
         tracing::info!(
             service = "tickets",
+            notifications = notify.is_some(),
             "started: inbound reactor and breach timer"
         );
         Ok(Running::new(async move {
             inbound.await??;
             timer.await?;
+            if let Some(notify) = notify {
+                notify.await??;
+            }
             Ok(())
         }))
     }

@@ -251,9 +251,9 @@ impl World {
     }
 
     /// Every base table of `public` with a `tenant_id` column, except the
-    /// tickets and social services' (`ticket…`, `social…`), which their own
-    /// suites seed and prove (`services/tickets/tests/it/isolation.rs`,
-    /// `services/social/tests/it/isolation.rs`).
+    /// tickets and social services' (`ticket…`, `notify…`, `social…`), which
+    /// their own suites seed and prove (`services/tickets/tests/it/isolation.rs`
+    /// and `notify.rs`, `services/social/tests/it/isolation.rs`).
     async fn tenant_tables(&self) -> Vec<String> {
         sqlx::query_scalar(
             "SELECT c.table_name::text FROM information_schema.columns c \
@@ -261,6 +261,7 @@ impl World {
               WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id' \
                 AND t.table_type = 'BASE TABLE' \
                 AND c.table_name NOT LIKE 'ticket%' AND c.table_name NOT LIKE 'social%' \
+                AND c.table_name NOT LIKE 'notify%' \
               ORDER BY 1",
         )
         .fetch_all(&self.db.admin)

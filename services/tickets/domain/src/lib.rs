@@ -13,12 +13,11 @@
 //!   recorded when a timer finds a clock overdue).
 //! - [`service_levels`]: a tenant's response-time targets and reopening
 //!   window, stream `ticket-settings`.
-//! - [`subscription`]: "Avísame cuando…" — a citizen's subscription to a
-//!   topic or a case, double opt-in by e-mail (issue #5; the service and
-//!   the notifications are not built yet).
+//! - [`subscription`]: a citizen's "Avísame cuando…" subscription to a topic
+//!   or a case, by e-mail (double opt-in), social identity or webhook;
 //! - [`announcement`]: an announcement published once to the subscribers of
-//!   its topics and the chosen social accounts (issue #5; its reactors are
-//!   not built yet).
+//!   its topics and the chosen social accounts;
+//! - [`sender`]: who a tenant's notification e-mails come from.
 //!
 //! Pure by construction: this crate depends on no database, HTTP or GraphQL
 //! crate (`make check-deps` proves it with `cargo tree`), reads no clock and
@@ -31,6 +30,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod announcement;
+pub mod sender;
 pub mod service_levels;
 pub mod subscription;
 pub mod ticket;

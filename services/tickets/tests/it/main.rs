@@ -9,6 +9,7 @@ mod health;
 mod inbound;
 mod inbox_scale;
 mod isolation;
+mod notify;
 mod rebuild;
 mod support;
 mod timers;
