@@ -28,7 +28,9 @@
 -- worker: state pending -> sending (claimed, with a lease: a crashed worker's
 -- rows are claimed again when the lease ends, and sent with the same
 -- Message-ID / webhook-id) -> sent | failed | dropped (the subscription ended
--- before it went out). Digest subscribers' rows wait in state 'digest' until
+-- before it went out); a notification on a social network goes sending ->
+-- handed (a notice-<id> event for the social service) -> sent | failed when
+-- the social service's delivery.* event about it comes back. Digest subscribers' rows wait in state 'digest' until
 -- digest_at, when the digest step folds them into one 'digest' notification
 -- (their state becomes 'digested'). priority 0 (confirmations, case updates)
 -- goes before 1 (announcements, digests): a large announcement never delays
@@ -104,9 +106,10 @@ CREATE TABLE notify_outbox (
     kind            text        NOT NULL,
     via             text        NOT NULL,
     address         text        NOT NULL,
+    channel         text,
     language        text        NOT NULL,
     priority        smallint    NOT NULL,
-    state           text        NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'dropped', 'digest', 'digested')),
+    state           text        NOT NULL CHECK (state IN ('pending', 'sending', 'handed', 'sent', 'failed', 'dropped', 'digest', 'digested')),
     attempts        integer     NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL,
     digest_at       timestamptz,
@@ -167,7 +170,8 @@ GRANT SELECT, UPDATE ON notify_outbox TO ventanilla_notify_worker;
 -- projection swaps notify_subscriptions.
 CREATE FUNCTION notify_claim(p_now timestamptz, p_lease_until timestamptz, p_limit integer)
 RETURNS TABLE (tenant_id uuid, notification_id uuid, subscription_id uuid, content_id uuid,
-               kind text, via text, address text, language text, attempts integer, status text)
+               kind text, via text, address text, channel text, language text, attempts integer,
+               status text)
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH due AS (
         SELECT o.tenant_id, o.notification_id FROM public.notify_outbox o
@@ -181,10 +185,10 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS 
         FROM due
         WHERE o.tenant_id = due.tenant_id AND o.notification_id = due.notification_id
         RETURNING o.tenant_id, o.notification_id, o.subscription_id, o.content_id, o.kind,
-                  o.via, o.address, o.language, o.attempts
+                  o.via, o.address, o.channel, o.language, o.attempts
     )
     SELECT c.tenant_id, c.notification_id, c.subscription_id, c.content_id, c.kind,
-           c.via, c.address, c.language, c.attempts, s.status
+           c.via, c.address, c.channel, c.language, c.attempts, s.status
     FROM claimed c
     LEFT JOIN public.notify_subscriptions s
       ON s.tenant_id = c.tenant_id AND s.subscription_id = c.subscription_id

@@ -41,6 +41,7 @@
 //! Both sides run with the server's own durability settings (printed on the
 //! first stderr line): a lower `synchronous_commit` would flatter both.
 
+mod notify;
 mod social;
 
 use std::io::Write as _;
@@ -790,7 +791,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let seq = AtomicU64::new(0);
 
-    // BENCH_ONLY=append, catchup or social runs one family of figures.
+    // BENCH_ONLY=append, catchup, social or notify runs one family of figures.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let (appends, catchup) = (
         only.is_empty() || only == "append",
@@ -853,6 +854,9 @@ async fn main() -> anyhow::Result<()> {
 
     if only.is_empty() || only == "social" {
         social::figure(&db, &mut verdicts).await?;
+    }
+    if only.is_empty() || only == "notify" {
+        notify::figure(&mut verdicts).await?;
     }
 
     admin.close().await;

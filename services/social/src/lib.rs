@@ -34,12 +34,14 @@ pub mod conversations;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 pub mod ingest;
+pub mod mastodon;
 pub mod meta;
 pub mod outbound;
 pub mod polling;
 pub mod publications;
 #[cfg(feature = "fakes")]
 pub mod simulator;
+pub mod telegram;
 pub mod vault;
 pub mod webhooks;
 pub mod x;

@@ -7,6 +7,10 @@
 //!   service's `announcement.published` events and has them posted on the
 //!   accounts they name ([`crate::announcements`]): the publication is
 //!   recorded (idempotently) and its posts queued in the same transaction.
+//!   And it reads the tickets service's `notice.requested` ("Avísame
+//!   cuando…" on a social network) and queues each like a reply — to the
+//!   author of the citizen's message, or privately to the id given — with
+//!   a nil ticket, so its `delivery.*` events settle the notification.
 //! - [`DeliveryWorker`] sends the queued replies and posts that are due
 //!   (posts: see [`crate::publications`]). Each attempt
 //!   is recorded in the reply's `delivery-<uuid>` stream *before* the
@@ -42,6 +46,7 @@ use ventanilla_social_domain::delivery::{self, Delivery, DeliveryCommand, Delive
 use ventanilla_social_domain::publication::{
     self, Publication, PublicationCommand, PublicationError,
 };
+use ventanilla_tickets_domain::notice::{NoticeEvent, NoticeTo};
 use ventanilla_tickets_domain::ticket::TicketEvent;
 
 use crate::accounts::{Accounts, SocialError};
@@ -136,6 +141,7 @@ impl Handler for OutboundReactor {
         for e in events {
             match e.event_type.as_str() {
                 "ticket.replied" => queue_reply(tx, e).await?,
+                "notice.requested" => queue_notice(tx, e).await?,
                 announcements::PUBLISHED => {
                     announcements::publish(&self.publications, tx, e).await?;
                 }
@@ -167,47 +173,148 @@ async fn queue_reply(tx: &mut TenantTx<'_>, e: &RecordedEvent) -> anyhow::Result
         return Ok(());
     };
     let conn = tx.conn().await?;
-    let answered = match &r.in_reply_to_platform_id {
-        Some(p) => conversations::find(&mut *conn, channel, p).await?,
-        None => None,
-    };
-    let (account, target) = match answered {
-        Some(m) if m.kind == "direct" => (
-            m.account_id,
-            QueuedTarget::Direct {
-                recipient: m.author_id,
-            },
-        ),
-        Some(m) => (
-            m.account_id,
-            QueuedTarget::Public {
-                in_reply_to: r.in_reply_to_platform_id.clone().unwrap_or_default(),
-            },
-        ),
-        None => (
-            Uuid::nil(),
-            QueuedTarget::Unknown {
-                reason: format!(
-                    "the citizen's message on {channel} is not known to the platform, so there is nothing to answer there; reply on another channel"
+    queue_delivery(
+        conn,
+        tenant,
+        r.message_id.0,
+        ticket,
+        channel,
+        Answer::To(r.in_reply_to_platform_id.as_deref()),
+        r.body.as_str(),
+        e.recorded_at,
+    )
+    .await
+}
+
+/// Whom a queued message answers.
+enum Answer<'a> {
+    /// The author of this message (if known), as a reply to it would.
+    To(Option<&'a str>),
+    /// A private message to this id, from the tenant's account on the
+    /// channel's network.
+    Direct(&'a str),
+}
+
+/// Queues one message (a reply, or a notice of the tickets service) in the
+/// caller's transaction: once per message id, whatever the redeliveries.
+#[allow(clippy::too_many_arguments)]
+async fn queue_delivery(
+    conn: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    message: Uuid,
+    ticket: Uuid,
+    channel: &str,
+    answer: Answer<'_>,
+    body: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let (account, target) = match answer {
+        Answer::To(platform_id) => {
+            let answered = match platform_id {
+                Some(p) => conversations::find(&mut *conn, channel, p).await?,
+                None => None,
+            };
+            match answered {
+                Some(m) if m.kind == "direct" => (
+                    m.account_id,
+                    QueuedTarget::Direct {
+                        recipient: m.author_id,
+                    },
                 ),
-            },
-        ),
+                Some(m) => (
+                    m.account_id,
+                    QueuedTarget::Public {
+                        in_reply_to: platform_id.unwrap_or_default().to_owned(),
+                    },
+                ),
+                None => (
+                    Uuid::nil(),
+                    QueuedTarget::Unknown {
+                        reason: format!(
+                            "the citizen's message on {channel} is not known to the platform, so there is nothing to answer there; reply on another channel"
+                        ),
+                    },
+                ),
+            }
+        }
+        Answer::Direct(recipient) => {
+            let account: Option<Uuid> = sqlx::query_scalar(
+                "SELECT account_id FROM social_accounts \
+                 WHERE tenant_id = $1 AND network = $2 AND NOT unlinked ORDER BY linked_at LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(channel)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match account {
+                Some(a) => (
+                    a,
+                    QueuedTarget::Direct {
+                        recipient: recipient.to_owned(),
+                    },
+                ),
+                None => (
+                    Uuid::nil(),
+                    QueuedTarget::Unknown {
+                        reason: format!("no {channel} account is linked to send it from"),
+                    },
+                ),
+            }
+        }
     };
     sqlx::query(
         "INSERT INTO social_deliveries (tenant_id, message_id, ticket_id, account_id, channel, target, body, next_attempt_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
     .bind(tenant)
-    .bind(r.message_id.0)
+    .bind(message)
     .bind(ticket)
     .bind(account)
     .bind(channel)
     .bind(serde_json::to_value(&target)?)
-    .bind(r.body.as_str())
-    .bind(e.recorded_at)
+    .bind(body)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Queues a notice of the tickets service ("Avísame cuando…" on a social
+/// network) like a reply: to the author of the citizen's message, or as a
+/// private message to the id an integrator gave. Its deliveries report a
+/// nil ticket and the notice's id as the message.
+async fn queue_notice(tx: &mut TenantTx<'_>, e: &RecordedEvent) -> anyhow::Result<()> {
+    let tenant = tx.tenant().into_uuid();
+    let NoticeEvent::Requested(n) =
+        NoticeEvent::from_stored(&e.event_type, e.schema_version, &e.data)?;
+    let Some(id) = e
+        .stream
+        .as_str()
+        .strip_prefix("notice-")
+        .and_then(|s| Uuid::parse_str(s).ok())
+    else {
+        return Ok(());
+    };
+    let channel = n.channel.as_str();
+    if Network::parse(channel).is_none() {
+        return Ok(());
+    }
+    let answer = match &n.to {
+        NoticeTo::AuthorOf { platform_id } => Answer::To(Some(platform_id)),
+        NoticeTo::Direct { recipient } => Answer::Direct(recipient),
+    };
+    let conn = tx.conn().await?;
+    queue_delivery(
+        conn,
+        tenant,
+        id,
+        Uuid::nil(),
+        channel,
+        answer,
+        &n.text,
+        e.recorded_at,
+    )
+    .await
 }
 
 /// A queued reply.

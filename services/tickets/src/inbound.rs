@@ -4,7 +4,8 @@
 //! the ticket its conversation continues or opens a new ticket. It also
 //! reads the social service's `delivery.sent` and `delivery.failed` events
 //! and records them on the reply's ticket, so the agent sees whether the
-//! answer went out.
+//! answer went out — or, for a notice of "Avísame cuando…" (a nil ticket),
+//! settles its notification in `notify_outbox`.
 //!
 //! Which ticket a message continues: the ticket its platform thread already
 //! has (`thread:<id>`), or — for a private message — the ticket the same
@@ -76,6 +77,23 @@ impl Handler for InboundReactor {
         let mut facts: Option<Facts> = None;
         for e in events {
             if e.event_type == delivery::SENT || e.event_type == delivery::FAILED {
+                if let Some(settled) = notice_delivered(e) {
+                    // A notice of "Avísame cuando…": settle its notification.
+                    let (notification, state, reason) = settled;
+                    sqlx::query(
+                        "UPDATE notify_outbox SET state = $3, last_error = $4, \
+                                sent_at = CASE WHEN $3 = 'sent' THEN $5 ELSE sent_at END \
+                         WHERE tenant_id = $1 AND notification_id = $2 AND state IN ('handed', 'sending')",
+                    )
+                    .bind(tx.tenant().into_uuid())
+                    .bind(notification)
+                    .bind(state)
+                    .bind(reason)
+                    .bind(e.recorded_at)
+                    .execute(tx.conn().await?)
+                    .await?;
+                    continue;
+                }
                 match self.delivered(tx.tenant(), e).await {
                     Ok(()) => {}
                     Err(Skip(reason)) => {
@@ -120,6 +138,20 @@ impl Handler for InboundReactor {
             }
         }
         Ok(())
+    }
+}
+
+/// A delivery of a notice (a nil ticket): the notification it settles,
+/// its new state and the failure's reason.
+fn notice_delivered(e: &RecordedEvent) -> Option<(Uuid, &'static str, Option<String>)> {
+    match DeliveryEvent::from_stored(&e.event_type, e.schema_version, &e.data).ok()? {
+        DeliveryEvent::Sent(s) if s.ticket.is_nil() => Some((s.message, "sent", None)),
+        DeliveryEvent::Failed(f) if f.ticket.is_nil() => Some((
+            f.message,
+            "failed",
+            Some(f.reason.chars().take(500).collect()),
+        )),
+        _ => None,
     }
 }
 

@@ -3,5 +3,7 @@
 //! expired tokens and server errors — for the tests, the simulator and the
 //! benchmark. Never used against a real network.
 
+pub mod mastodon;
 pub mod meta;
+pub mod telegram;
 pub mod x;

@@ -10,6 +10,7 @@ mod announcements;
 mod delivery;
 mod end_to_end;
 mod isolation;
+mod notices;
 mod polling;
 mod publishing;
 mod support;

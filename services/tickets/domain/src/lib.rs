@@ -17,7 +17,9 @@
 //!   or a case, by e-mail (double opt-in), social identity or webhook;
 //! - [`announcement`]: an announcement published once to the subscribers of
 //!   its topics and the chosen social accounts;
-//! - [`sender`]: who a tenant's notification e-mails come from.
+//! - [`sender`]: who a tenant's notification e-mails come from;
+//! - [`notice`]: a notification handed to the social service to deliver on
+//!   a social network.
 //!
 //! Pure by construction: this crate depends on no database, HTTP or GraphQL
 //! crate (`make check-deps` proves it with `cargo tree`), reads no clock and
@@ -30,6 +32,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod announcement;
+pub mod notice;
 pub mod sender;
 pub mod service_levels;
 pub mod subscription;

@@ -185,10 +185,10 @@ async fn fan_out(
         ),
     };
     let sql = format!(
-        "INSERT INTO notify_outbox (tenant_id, notification_id, subscription_id, content_id, kind, via, address, language, \
+        "INSERT INTO notify_outbox (tenant_id, notification_id, subscription_id, content_id, kind, via, address, channel, language, \
                                     priority, state, next_attempt_at, digest_at, created_at) \
          SELECT DISTINCT ON (s.subscriber_id) s.tenant_id, md5($2::text || s.subscriber_id::text)::uuid, s.subscription_id, $2, $3, \
-                s.via, s.address, s.language, $4, \
+                s.via, s.address, s.channel, s.language, $4, \
                 CASE WHEN s.daily_digest AND s.via = 'email' THEN 'digest' ELSE 'pending' END, $5, \
                 CASE WHEN s.daily_digest AND s.via = 'email' THEN $6::timestamptz END, $5 \
          FROM notify_subscriptions s \

@@ -581,6 +581,29 @@ pub fn render(
     })
 }
 
+/// A notification as one short text, for a social network (the caller
+/// fits it to the network).
+pub fn short(language: &str, tenant: &str, content: &Content) -> String {
+    let p = phrases(language);
+    match content {
+        Content::Announcement { title, link, .. } => match link {
+            Some(l) => format!("{title} {l}"),
+            None => title.clone(),
+        },
+        Content::CaseReply {
+            reference, body, ..
+        } => format!(
+            "{}: {}",
+            fill(p.reply_subject, &[("reference", reference)]),
+            body
+        ),
+        Content::CaseStatus { .. } | Content::Confirm { .. } | Content::Digest { .. } => {
+            let it = item(p, tenant, content);
+            it.paragraphs.first().cloned().unwrap_or(it.title)
+        }
+    }
+}
+
 const PAGE: &str = r#"<!DOCTYPE html>
 <html lang="{{ lang }}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><meta name="robots" content="noindex"><title>{{ tenant }}</title></head>
 <body style="font-family:sans-serif;max-width:40em;margin:auto;padding:1em;color:#222">

@@ -130,8 +130,11 @@ pub enum TargetRequest {
     Case {
         /// The ticket's reference.
         reference: String,
-        /// The tracking token the citizen got when it opened.
-        tracking_token: String,
+        /// The tracking token the citizen got when it opened; required on
+        /// the portal, optional with an API key (which acts for the
+        /// organisation: a ticket that came from a social network has no
+        /// token its citizen knows).
+        tracking_token: Option<String>,
     },
 }
 
@@ -404,11 +407,20 @@ impl Notifications {
                     url: checked.to_string(),
                 }
             }
-            ViaRequest::Social { channel, .. } => {
-                Channel::parse("channel", channel)?;
-                return Err(NotifyError::Unimplemented(
-                    "notifications on social networks are not available yet; subscribe by e-mail",
-                ));
+            ViaRequest::Social { channel, handle } => {
+                let channel = Channel::parse("channel", channel)?;
+                if !channel.is_social() {
+                    return Err(InvalidValue::new(
+                        "channel",
+                        format!("{channel} is not a social network; subscribe by e-mail instead"),
+                    )
+                    .into());
+                }
+                // Settled below, once the target is known.
+                Via::Social {
+                    channel,
+                    handle: handle.trim().to_owned(),
+                }
             }
         };
         let target = match &request.target {
@@ -426,20 +438,41 @@ impl Notifications {
                 tracking_token,
             } => {
                 let reference = Reference::parse("reference", reference)?;
-                let hash = tracking_hash(tracking_token)
-                    .map_err(|_| InvalidValue::new("tracking_token", "is not a tracking token"))?;
                 let mut tx = begin_for_tenant(&self.pool, tenant).await?;
-                let id = inbox::find_by_tracking(&mut tx, reference.as_str(), hash.as_str())
-                    .await?
-                    .ok_or_else(|| {
-                        NotifyError::NotFound(
-                            "no case with this reference and tracking token in this organisation"
-                                .into(),
+                let id = match (tracking_token, origin) {
+                    (Some(token), _) => {
+                        let hash = tracking_hash(token).map_err(|_| {
+                            InvalidValue::new("tracking_token", "is not a tracking token")
+                        })?;
+                        inbox::find_by_tracking(&mut tx, reference.as_str(), hash.as_str()).await?
+                    }
+                    (None, Origin::Api { .. }) => {
+                        inbox::find_by_reference(&mut tx, reference.as_str()).await?
+                    }
+                    (None, Origin::Web) => {
+                        return Err(InvalidValue::new(
+                            "tracking_token",
+                            "give the tracking token you got when you sent your request",
                         )
-                    })?;
+                        .into());
+                    }
+                }
+                .ok_or_else(|| {
+                    NotifyError::NotFound(
+                        "no case with this reference and tracking token in this organisation"
+                            .into(),
+                    )
+                })?;
                 tx.commit().await?;
                 Target::Case(TicketId(id))
             }
+        };
+        let via = match via {
+            Via::Social { channel, handle } => {
+                self.social_identity(tenant, origin, target, channel, handle)
+                    .await?
+            }
+            other => other,
         };
         let language = request
             .language
@@ -526,6 +559,63 @@ impl Notifications {
             webhook_secret: secret(id),
             existing: false,
         })
+    }
+
+    /// Who is told on a social network: for a case, the citizen who wrote
+    /// it on that network (the notices answer their latest message there);
+    /// for a topic, the id an integrator gives (a citizen on the portal
+    /// cannot name someone else's account).
+    async fn social_identity(
+        &self,
+        tenant: TenantId,
+        origin: &Origin,
+        target: Target,
+        channel: Channel,
+        handle: String,
+    ) -> Result<Via, NotifyError> {
+        match target {
+            Target::Case(ticket) => {
+                let mut tx = begin_for_tenant(&self.pool, tenant).await?;
+                let found: Option<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT channel, contact->>'handle' FROM tickets WHERE tenant_id = $1 AND ticket_id = $2",
+                )
+                .bind(tenant.into_uuid())
+                .bind(ticket.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let Some((came_on, contact)) = found else {
+                    return Err(NotifyError::NotFound(
+                        "no such case in this organisation".into(),
+                    ));
+                };
+                if came_on != channel.as_str() {
+                    return Err(InvalidValue::new(
+                        "channel",
+                        format!(
+                            "this case came on {came_on}, not {channel}; be told on {came_on} or by e-mail"
+                        ),
+                    )
+                    .into());
+                }
+                let handle = match origin {
+                    Origin::Api { .. } if !handle.is_empty() => handle,
+                    _ => contact.unwrap_or(handle),
+                };
+                Ok(Via::Social { channel, handle })
+            }
+            Target::Topic(_) => match origin {
+                Origin::Api { .. } if !handle.is_empty() => Ok(Via::Social { channel, handle }),
+                Origin::Api { .. } => Err(InvalidValue::new(
+                    "handle",
+                    "give the citizen's id on the network to send them private messages",
+                )
+                .into()),
+                Origin::Web => Err(NotifyError::Forbidden(
+                    "on a social network, follow the organisation's account, or subscribe to the topic by e-mail",
+                )),
+            },
+        }
     }
 
     fn open(&self, purpose: Purpose, token: &str) -> Result<(TenantId, Uuid), NotifyError> {

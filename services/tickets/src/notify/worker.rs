@@ -3,8 +3,9 @@
 //! Each tick claims a batch of due notifications across tenants
 //! (`notify_claim()`: most urgent first, rows another process holds skipped,
 //! each claimed with a lease), sends them concurrently — by e-mail through
-//! the SMTP relay, or as a signed webhook — and records the outcome in the
-//! row's tenant. Nothing is held in memory beyond one batch, so an
+//! the SMTP relay, as a signed webhook, or handed to the social service as
+//! a `notice.requested` (settled when its `delivery.*` comes back) — and
+//! records the outcome in the row's tenant. Nothing is held in memory beyond one batch, so an
 //! announcement to 10,000 subscribers flows through in batches while
 //! confirmations and case updates (priority 0) overtake it.
 //!
@@ -42,10 +43,12 @@ use ventanilla_kernel::{Actor, TenantId};
 use ventanilla_mail::{Address, MailError, Mailer, OutgoingMail};
 use ventanilla_postgres::{PgEventLog, begin_for_tenant};
 use ventanilla_tenancy::Tenancy;
+use ventanilla_tickets_domain::notice::{self, Notice, NoticeTo, Request};
 use ventanilla_tickets_domain::sender::{self, Sender};
 use ventanilla_tickets_domain::subscription::{
     self, Subscription, SubscriptionCommand, SubscriptionId,
 };
+use ventanilla_tickets_domain::values::Channel;
 
 use super::fanout::PRIORITY_BULK;
 use super::links::subscriber_id;
@@ -81,6 +84,7 @@ struct Claimed {
     kind: String,
     via: String,
     address: String,
+    channel: Option<String>,
     language: String,
     attempts: i32,
     status: Option<String>,
@@ -90,6 +94,9 @@ struct Claimed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
     Sent,
+    /// Handed to the social service (a `notice.requested`); its
+    /// `delivery.*` event settles it.
+    Handed,
     /// Not sent and never will be: the subscription ended, or the content
     /// is gone.
     Dropped(String),
@@ -359,6 +366,7 @@ impl NotifyWorker {
         match row.via.as_str() {
             "email" => self.email(tenant, row, facts, content, contents, now).await,
             "webhook" => self.webhook(tenant, row, content, now).await,
+            "social" => self.social(tenant, row, facts, content, now).await,
             other => (
                 Outcome::Failed(format!("notifications by {other} are not available yet")),
                 Verdict::None,
@@ -506,6 +514,91 @@ impl NotifyWorker {
         }
     }
 
+    /// Hands a notification on a social network to the social service:
+    /// for a case, as an answer to the citizen's latest message on it (a
+    /// private message where they wrote privately); otherwise a private
+    /// message to the id the integrator gave.
+    async fn social(
+        &self,
+        tenant: TenantId,
+        row: &Claimed,
+        facts: &TenantFacts,
+        content: &Content,
+        now: DateTime<Utc>,
+    ) -> (Outcome, Verdict) {
+        let Some(channel) = row
+            .channel
+            .as_deref()
+            .and_then(|c| Channel::parse("channel", c).ok())
+        else {
+            return (
+                Outcome::Failed("the subscription names no social network".into()),
+                Verdict::None,
+            );
+        };
+        let case = match content {
+            Content::CaseReply { ticket_id, .. } | Content::CaseStatus { ticket_id, .. } => {
+                Some(*ticket_id)
+            }
+            _ => None,
+        };
+        let latest = match case {
+            Some(ticket) => match self.latest_inbound(tenant, ticket, channel.as_str()).await {
+                Ok(found) => found,
+                Err(e) => return self.retry_or_fail(row, e.to_string(), None, now),
+            },
+            None => None,
+        };
+        let to = match latest {
+            Some(platform_id) => NoticeTo::AuthorOf { platform_id },
+            None => NoticeTo::Direct {
+                recipient: row.address.clone(),
+            },
+        };
+        let request = Request {
+            channel,
+            to,
+            text: notice::fit(&render::short(&row.language, &facts.name, content)),
+            subscription: row.subscription_id,
+        };
+        let ctx = CommandContext::new(tenant, now, Actor::system("notify-worker"))
+            .with_idempotency_key(row.notification_id);
+        let stream = match notice::stream_id(row.notification_id) {
+            Ok(s) => s,
+            Err(e) => return (Outcome::Failed(e.to_string()), Verdict::None),
+        };
+        match self.runner.execute::<Notice>(&ctx, &stream, &request).await {
+            Ok(_) => (Outcome::Handed, Verdict::None),
+            Err(ventanilla_eventlog::CommandError::Domain(e)) => {
+                (Outcome::Failed(e.to_string()), Verdict::None)
+            }
+            Err(e) => self.retry_or_fail(row, e.to_string(), None, now),
+        }
+    }
+
+    /// The platform id of the citizen's latest message on a case, on
+    /// `channel`.
+    async fn latest_inbound(
+        &self,
+        tenant: TenantId,
+        ticket: Uuid,
+        channel: &str,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let mut tx = begin_for_tenant(&self.pool, tenant).await?;
+        let found = sqlx::query_scalar(
+            "SELECT platform_id FROM ticket_messages \
+             WHERE tenant_id = $1 AND ticket_id = $2 AND direction = 'in' AND channel = $3 AND platform_id IS NOT NULL \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(tenant.into_uuid())
+        .bind(ticket)
+        .bind(channel)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
     async fn record(
         &self,
         tenant: TenantId,
@@ -530,6 +623,7 @@ impl NotifyWorker {
         for (row, outcome, _) in outcomes {
             let (state, next, error) = match outcome {
                 Outcome::Sent => continue,
+                Outcome::Handed => ("handed", None, &String::new()),
                 Outcome::Dropped(r) => ("dropped", None, r),
                 Outcome::Failed(r) => ("failed", None, r),
                 Outcome::Retry(at, r) => ("pending", Some(*at), r),
@@ -543,7 +637,7 @@ impl NotifyWorker {
             .bind(row.notification_id)
             .bind(state)
             .bind(next)
-            .bind(error.chars().take(500).collect::<String>())
+            .bind((!error.is_empty()).then(|| error.chars().take(500).collect::<String>()))
             .execute(&mut *tx)
             .await?;
         }

@@ -445,7 +445,7 @@ async fn a_daily_digest_groups_the_day_and_case_updates_reach_case_subscribers()
             &SubscribeRequest {
                 target: TargetRequest::Case {
                     reference: opened.reference.clone(),
-                    tracking_token: opened.tracking_token.clone().unwrap(),
+                    tracking_token: opened.tracking_token.clone(),
                 },
                 via: ViaRequest::Email("vecina@correo.es".into()),
                 language: Some("es".into()),
@@ -578,7 +578,7 @@ async fn webhook_subscribers_get_signed_notifications_and_are_disabled_after_fai
             &SubscribeRequest {
                 target: TargetRequest::Case {
                     reference: opened.reference.clone(),
-                    tracking_token: opened.tracking_token.clone().unwrap(),
+                    tracking_token: opened.tracking_token.clone(),
                 },
                 via: ViaRequest::Webhook(url.clone()),
                 language: None,
@@ -663,6 +663,7 @@ async fn bad_input_is_refused_with_its_reason_and_nothing_is_stored() {
     let other = n.world.council("vigo").await;
     let topic = n.topic(&c, "Obras").await;
     let foreign_topic = n.topic(&other, "Obras").await;
+    let opened = n.world.question(&c, "Por la web").await;
     let before = n.world.event_count().await;
     let subscribe = |target: TargetRequest, via: ViaRequest, origin: Origin| {
         let n = &n;
@@ -710,7 +711,7 @@ async fn bad_input_is_refused_with_its_reason_and_nothing_is_stored() {
     let e = subscribe(
         TargetRequest::Case {
             reference: "LUGO-2026-000001".into(),
-            tracking_token: "f".repeat(64),
+            tracking_token: Some("f".repeat(64)),
         },
         ViaRequest::Email("a@b.es".into()),
         Origin::Web,
@@ -740,7 +741,61 @@ async fn bad_input_is_refused_with_its_reason_and_nothing_is_stored() {
         Origin::Web,
     )
     .await;
-    assert_eq!(e.code(), "UNIMPLEMENTED");
+    assert_eq!(
+        e.code(),
+        "FORBIDDEN",
+        "a portal form cannot name someone's account"
+    );
+    let e = subscribe(
+        TargetRequest::Topic(topic),
+        ViaRequest::Social {
+            channel: "web".into(),
+            handle: "x".into(),
+        },
+        api.clone(),
+    )
+    .await;
+    assert_eq!((e.code(), e.field()), ("VALIDATION", Some("channel")));
+    let e = subscribe(
+        TargetRequest::Topic(topic),
+        ViaRequest::Social {
+            channel: "x".into(),
+            handle: String::new(),
+        },
+        api.clone(),
+    )
+    .await;
+    assert_eq!((e.code(), e.field()), ("VALIDATION", Some("handle")));
+    let e = subscribe(
+        TargetRequest::Case {
+            reference: opened.reference.clone(),
+            tracking_token: opened.tracking_token.clone(),
+        },
+        ViaRequest::Social {
+            channel: "x".into(),
+            handle: "@vecina".into(),
+        },
+        Origin::Web,
+    )
+    .await;
+    assert_eq!(
+        (e.code(), e.field()),
+        ("VALIDATION", Some("channel")),
+        "the case came on the web"
+    );
+    let e = subscribe(
+        TargetRequest::Case {
+            reference: opened.reference.clone(),
+            tracking_token: None,
+        },
+        ViaRequest::Email("a@b.es".into()),
+        Origin::Web,
+    )
+    .await;
+    assert_eq!(
+        (e.code(), e.field()),
+        ("VALIDATION", Some("tracking_token"))
+    );
     // Production policy: loopback and private addresses are refused.
     let production = Notifications::new(Arc::clone(&n.world.log), config(false));
     for url in [
