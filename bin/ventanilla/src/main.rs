@@ -62,7 +62,10 @@ enum Command {
     /// running server, as a citizen would (needs `make run`, which links the
     /// demo council to the simulated accounts). Actions: facebook-comment,
     /// messenger, x-mention, x-dm; and `reply --ticket REF`, the demo admin
-    /// answering a ticket (until the staff console exists).
+    /// answering a ticket, `subscribe ADDRESS --topic NAME`, a citizen
+    /// subscribing by e-mail, and `announce TITLE --topic NAME`, the demo
+    /// admin publishing an announcement (until the portal and the console
+    /// exist).
     Simulate {
         /// What the citizen does.
         action: String,
@@ -78,6 +81,10 @@ enum Command {
         /// For `reply`: the reference of the ticket answered.
         #[arg(long)]
         ticket: Option<String>,
+        /// For `subscribe` and `announce`: the topic (its name, or the start
+        /// of it: "Obras").
+        #[arg(long)]
+        topic: Option<String>,
     },
     /// Read models.
     Projections {
@@ -265,9 +272,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tenant,
             from,
             ticket,
+            topic,
         } => {
             let platform = Platform::connect(&settings).await?;
             let result = match (action.as_str(), ticket) {
+                ("subscribe" | "announce", _) => {
+                    platform::simulate_notify(
+                        &platform,
+                        &settings,
+                        &action,
+                        &tenant,
+                        topic.as_deref(),
+                        &text,
+                    )
+                    .await
+                }
                 ("reply", Some(reference)) => {
                     platform::simulate_reply(&platform, &tenant, &reference, &text).await
                 }

@@ -543,3 +543,95 @@ pub async fn simulate_reply(
     );
     Ok(())
 }
+
+/// `simulate subscribe ADDRESS --topic NAME` and `simulate announce TITLE
+/// --topic NAME`: a citizen subscribing by e-mail on the portal, and the
+/// demo admin publishing an announcement about the topic (until the portal
+/// and the console exist). With `make run`, the mail lands in `.local/mail`.
+#[allow(clippy::print_stdout)]
+pub async fn simulate_notify(
+    platform: &Platform,
+    settings: &Settings,
+    action: &str,
+    slug: &str,
+    topic: Option<&str>,
+    text: &str,
+) -> anyhow::Result<()> {
+    use ventanilla_tenants::operator::Operator;
+    use ventanilla_tenants::staff::Staff;
+    use ventanilla_tenants_domain::staff::StaffId;
+    use ventanilla_tickets::notify::service::{
+        Notifications, NotifyConfig, PublishRequest, SubscribeRequest, TargetRequest, ViaRequest,
+    };
+    use ventanilla_tickets::service::Origin;
+    let tenant = Operator::new(Arc::clone(&platform.log), "simulator")
+        .show(slug)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tenant = ventanilla_kernel::TenantId::from_uuid(tenant.tenant_id);
+    let service = Notifications::new(
+        Arc::clone(&platform.log),
+        NotifyConfig::from_settings(&settings.notify)?,
+    );
+    let directory = service.tenancy().directory(tenant).await?;
+    let wanted = topic.unwrap_or_default().to_lowercase();
+    let names: Vec<String> = directory.topics().map(|t| t.name.to_string()).collect();
+    let found = directory
+        .topics()
+        .find(|t| !wanted.is_empty() && t.name.to_string().to_lowercase().starts_with(&wanted))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "give --topic with one of {slug}'s topics: {}",
+                names.join(", ")
+            )
+        })?;
+    let name = found.name.to_string();
+    match action {
+        "subscribe" => {
+            let done = service
+                .subscribe(
+                    tenant,
+                    &Origin::Web,
+                    &SubscribeRequest {
+                        target: TargetRequest::Topic(found.id.0),
+                        via: ViaRequest::Email(text.to_owned()),
+                        language: None,
+                        daily_digest: false,
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{text} asked for \"{name}\" (subscription {}, {}): the confirmation e-mail goes out within a second (with make run, in .local/mail).",
+                done.id, done.status
+            );
+        }
+        _ => {
+            let admin = Staff::new(Arc::clone(&platform.log))
+                .list(tenant)
+                .await?
+                .into_iter()
+                .find(|m| m.role == "admin" && m.status == "active")
+                .map(|m| StaffId(m.staff_id))
+                .ok_or_else(|| anyhow::anyhow!("{slug} has no active admin to publish as"))?;
+            let view = service
+                .publish(
+                    tenant,
+                    admin,
+                    &PublishRequest {
+                        title: text.to_owned(),
+                        body: format!("{text}\n\n(Aviso de demostración sobre «{name}».)"),
+                        topics: vec![found.id.0],
+                        ..PublishRequest::default()
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "Published \"{text}\" about \"{name}\" (announcement {}): every confirmed subscriber is told within seconds.",
+                view.id
+            );
+        }
+    }
+    Ok(())
+}

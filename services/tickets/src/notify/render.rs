@@ -342,9 +342,9 @@ const TEXT: &str = r#"{% if heading %}{{ heading }}
 {% endif %}
 {% endfor %}{% if link %}{{ more }}: {{ link }}
 
-{% endif %}--
+{% endif %}{% if footer %}--
 {% for f in footer %}{{ f }}
-{% endfor %}"#;
+{% endfor %}{% endif %}"#;
 
 const HTML: &str = r#"<!DOCTYPE html>
 <html lang="{{ lang }}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>{{ subject }}</title></head>
@@ -726,7 +726,11 @@ mod tests {
             r.text
                 .contains("Confirmar suscripción: https://v.example/notify/confirm?t=abc")
         );
-        assert!(!r.text.contains("unsubscribe"));
+        assert!(
+            !r.text.contains("unsubscribe") && !r.text.contains("--"),
+            "{}",
+            r.text
+        );
         let items = vec![
             Content::Announcement {
                 announcement_id: Uuid::nil(),

@@ -183,8 +183,16 @@ impl NotifyWorker {
         settings: WorkerSettings,
     ) -> Self {
         let runner = CommandRunner::new(Arc::clone(&log), 5);
+        // The public host names Message-IDs and List-Ids; an address (a
+        // development machine's) does not: the sender's domain then.
         let message_id_domain = host_of(&config.public_url)
-            .filter(|h| h.contains('.'))
+            .filter(|h| h.contains('.') && h.parse::<std::net::IpAddr>().is_err())
+            .or_else(|| {
+                settings
+                    .sender_address
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+            })
             .unwrap_or_else(|| "ventanilla.localhost".to_owned());
         Self {
             pool: log.pool().clone(),
