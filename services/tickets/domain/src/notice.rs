@@ -84,19 +84,8 @@ impl DomainEvent for NoticeEvent {
         schema_version: u16,
         data: &Value,
     ) -> Result<Self, UpcastError> {
-        match event_type {
-            REQUESTED => Ok(Self::Requested(ventanilla_eventlog::decode_payload(
-                event_type,
-                schema_version,
-                1,
-                data,
-            )?)),
-            other => Err(UpcastError {
-                event_type: other.to_owned(),
-                schema_version,
-                reason: "not a notice event type".to_owned(),
-            }),
-        }
+        ventanilla_eventlog::decode_tagged(&[REQUESTED], "notice", event_type, schema_version, data)
+            .map(Self::Requested)
     }
 }
 

@@ -111,19 +111,14 @@ impl DomainEvent for ServiceLevelsEvent {
         schema_version: u16,
         data: &Value,
     ) -> Result<Self, UpcastError> {
-        match event_type {
-            CONFIGURED => Ok(Self::Configured(ventanilla_eventlog::decode_payload(
-                event_type,
-                schema_version,
-                1,
-                data,
-            )?)),
-            other => Err(UpcastError {
-                event_type: other.to_owned(),
-                schema_version,
-                reason: "not a ticket settings event type".to_owned(),
-            }),
-        }
+        ventanilla_eventlog::decode_tagged(
+            &[CONFIGURED],
+            "ticket settings",
+            event_type,
+            schema_version,
+            data,
+        )
+        .map(Self::Configured)
     }
 }
 

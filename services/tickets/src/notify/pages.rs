@@ -17,7 +17,8 @@ use uuid::Uuid;
 use ventanilla_kernel::TenantId;
 
 use super::error::NotifyError;
-use super::render::{self, PageForm, fill, phrases};
+use super::links::Purpose;
+use super::render::{self, PageForm, Phrases, fill, phrases};
 use super::service::{Notifications, SubscriptionView};
 
 /// The token, from the query string or the form.
@@ -116,16 +117,21 @@ async fn describe(service: &Notifications, tenant: TenantId, view: &Subscription
     service.target_label(tenant, view).await.unwrap_or_default()
 }
 
-async fn confirm_page(
-    State(service): State<Notifications>,
-    Query(q): Query<TokenParams>,
+/// The page a link's `GET` shows: what it is about and a button that
+/// `POST`s the token to `action` — nothing changes yet.
+async fn ask(
+    service: &Notifications,
+    purpose: Purpose,
+    token: String,
+    action: &str,
+    question: fn(&Phrases) -> &'static str,
+    button: fn(&Phrases) -> &'static str,
 ) -> Response {
-    // Shows what is being confirmed without changing anything.
     let Some((tenant, id)) = service
         .config()
         .key
         .as_ref()
-        .and_then(|k| k.open(super::links::Purpose::Confirm, &q.t))
+        .and_then(|k| k.open(purpose, &token))
     else {
         return refused(&NotifyError::InvalidLink);
     };
@@ -134,22 +140,60 @@ async fn confirm_page(
         Err(e) => return refused(&e),
     };
     let p = phrases(&view.language);
-    let target = describe(&service, tenant, &view).await;
-    let name = tenant_name(&service, tenant).await;
+    let target = describe(service, tenant, &view).await;
+    let name = tenant_name(service, tenant).await;
     page(
         StatusCode::OK,
         &view.language,
         &name,
         None,
-        &[fill(p.page_confirm, &[("target", &target)])],
+        &[fill(question(p), &[("target", &target)])],
         &[PageForm {
-            action: "/notify/confirm".into(),
-            token: q.t,
+            action: action.into(),
+            token,
             subscription: None,
             label_text: None,
-            button: p.confirm_button.to_owned(),
+            button: button(p).to_owned(),
         }],
     )
+}
+
+/// The page after a link's `POST` did its change (or why it did not).
+async fn done(
+    service: &Notifications,
+    result: Result<(TenantId, SubscriptionView), NotifyError>,
+    said: fn(&Phrases) -> &'static str,
+) -> Response {
+    match result {
+        Ok((tenant, view)) => {
+            let target = describe(service, tenant, &view).await;
+            let name = tenant_name(service, tenant).await;
+            page(
+                StatusCode::OK,
+                &view.language,
+                &name,
+                None,
+                &[fill(said(phrases(&view.language)), &[("target", &target)])],
+                &[],
+            )
+        }
+        Err(e) => refused(&e),
+    }
+}
+
+async fn confirm_page(
+    State(service): State<Notifications>,
+    Query(q): Query<TokenParams>,
+) -> Response {
+    ask(
+        &service,
+        Purpose::Confirm,
+        q.t,
+        "/notify/confirm",
+        |p| p.page_confirm,
+        |p| p.confirm_button,
+    )
+    .await
 }
 
 async fn confirm(
@@ -158,59 +202,22 @@ async fn confirm(
     body: String,
 ) -> Response {
     let p = params(q, &body);
-    match service.confirm(&p.t).await {
-        Ok((tenant, view)) => {
-            let target = describe(&service, tenant, &view).await;
-            let name = tenant_name(&service, tenant).await;
-            page(
-                StatusCode::OK,
-                &view.language,
-                &name,
-                None,
-                &[fill(
-                    phrases(&view.language).page_confirmed,
-                    &[("target", &target)],
-                )],
-                &[],
-            )
-        }
-        Err(e) => refused(&e),
-    }
+    done(&service, service.confirm(&p.t).await, |p| p.page_confirmed).await
 }
 
 async fn unsubscribe_page(
     State(service): State<Notifications>,
     Query(q): Query<TokenParams>,
 ) -> Response {
-    let Some((tenant, id)) = service
-        .config()
-        .key
-        .as_ref()
-        .and_then(|k| k.open(super::links::Purpose::Unsubscribe, &q.t))
-    else {
-        return refused(&NotifyError::InvalidLink);
-    };
-    let view = match service.subscription(tenant, id).await {
-        Ok(v) => v,
-        Err(e) => return refused(&e),
-    };
-    let p = phrases(&view.language);
-    let target = describe(&service, tenant, &view).await;
-    let name = tenant_name(&service, tenant).await;
-    page(
-        StatusCode::OK,
-        &view.language,
-        &name,
-        None,
-        &[fill(p.page_unsubscribe, &[("target", &target)])],
-        &[PageForm {
-            action: "/notify/unsubscribe".into(),
-            token: q.t,
-            subscription: None,
-            label_text: None,
-            button: p.page_unsubscribe_button.to_owned(),
-        }],
+    ask(
+        &service,
+        Purpose::Unsubscribe,
+        q.t,
+        "/notify/unsubscribe",
+        |p| p.page_unsubscribe,
+        |p| p.page_unsubscribe_button,
     )
+    .await
 }
 
 async fn unsubscribe(
@@ -219,24 +226,10 @@ async fn unsubscribe(
     body: String,
 ) -> Response {
     let p = params(q, &body);
-    match service.unsubscribe(&p.t).await {
-        Ok((tenant, view)) => {
-            let target = describe(&service, tenant, &view).await;
-            let name = tenant_name(&service, tenant).await;
-            page(
-                StatusCode::OK,
-                &view.language,
-                &name,
-                None,
-                &[fill(
-                    phrases(&view.language).page_unsubscribed,
-                    &[("target", &target)],
-                )],
-                &[],
-            )
-        }
-        Err(e) => refused(&e),
-    }
+    done(&service, service.unsubscribe(&p.t).await, |p| {
+        p.page_unsubscribed
+    })
+    .await
 }
 
 async fn manage_list(service: &Notifications, token: &str, notice: Option<String>) -> Response {
