@@ -723,6 +723,9 @@ async fn start(
                 signing_secret: SecretString::from(APP_SECRET),
                 verify_token: Some(SecretString::from(VERIFY_TOKEN)),
                 human_agent: false,
+                instance: None,
+                handle: None,
+                publish_to: None,
             },
         )
         .await

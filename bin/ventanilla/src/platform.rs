@@ -423,6 +423,9 @@ async fn demo_accounts(
                     signing_secret: SecretString::from(secret),
                     verify_token: verify.map(SecretString::from),
                     human_agent: true,
+                    instance: None,
+                    handle: None,
+                    publish_to: None,
                 },
             )
             .await

@@ -179,6 +179,11 @@ pub const KEYS: &[Key] = &[
         "X's API (a local fake in tests and the simulator)",
     ),
     key(
+        "social.telegram_base_url",
+        Some("https://api.telegram.org"),
+        "Telegram's Bot API (a local fake in tests)",
+    ),
+    key(
         "social.poll_interval_secs",
         Some("60"),
         "how often X mentions are polled (accounts without webhook access, and gaps)",
@@ -317,6 +322,8 @@ pub struct SocialSettings {
     pub graph_base_url: String,
     /// X's API base URL.
     pub x_base_url: String,
+    /// Telegram's Bot API base URL.
+    pub telegram_base_url: String,
     /// How often the delivery worker looks for due replies, in ms.
     pub delivery_interval_ms: u64,
     /// How often X mentions are polled, in seconds.

@@ -25,7 +25,7 @@ use ventanilla_kernel::{Actor, TenantId};
 use ventanilla_postgres::projection::Projection;
 use ventanilla_postgres::{Handler, PgEventLog, TenantTx, begin_for_tenant};
 use ventanilla_social_domain::account::{
-    self, Account, AccountCommand, AccountError, AccountEvent, AccountId, Health, Network,
+    self, Account, AccountCommand, AccountError, AccountEvent, AccountId, Health, Network, Reach,
 };
 use ventanilla_tenancy::{Tenancy, TenancyError};
 use ventanilla_tenants_domain::staff::{Role, StaffId};
@@ -135,6 +135,14 @@ pub struct LinkRequest {
     pub verify_token: Option<SecretString>,
     /// Whether Meta approved the `HUMAN_AGENT` tag for the page.
     pub human_agent: bool,
+    /// Mastodon: the account's instance (`https://social.example.gal`).
+    pub instance: Option<String>,
+    /// Mastodon: the account's `@user@server` (Telegram: filled from the
+    /// bot).
+    pub handle: Option<String>,
+    /// Telegram: the channel announcements go to (`@canal`), where the bot
+    /// is an admin.
+    pub publish_to: Option<String>,
 }
 
 /// A linked account, as staff see it (never a secret).
@@ -166,6 +174,7 @@ pub struct Accounts {
     tenancy: Tenancy,
     vault: Arc<Result<Vault, VaultError>>,
     public_url: String,
+    telegram: Option<crate::telegram::TelegramClient>,
 }
 
 fn secret_ok(field: &'static str, s: &SecretString) -> Result<(), SocialError> {
@@ -192,7 +201,15 @@ impl Accounts {
             pool,
             vault: Arc::new(Vault::new(key)),
             public_url: public_url.trim_end_matches('/').to_owned(),
+            telegram: None,
         }
+    }
+
+    /// Registers Telegram bots' webhooks through `client` when they are
+    /// linked (without it, Telegram bots cannot be linked).
+    pub fn with_telegram(mut self, client: crate::telegram::TelegramClient) -> Self {
+        self.telegram = Some(client);
+        self
     }
 
     /// What the service reads of the tenants service.
@@ -219,6 +236,9 @@ impl Accounts {
         let path = match network {
             Network::Facebook | Network::Instagram => "meta",
             Network::X => "x",
+            Network::Telegram => "telegram",
+            // Polled: no webhook (the URL is not used).
+            Network::Mastodon => "mastodon",
         };
         format!("{}/webhooks/{path}/{}", self.public_url, account.0)
     }
@@ -251,12 +271,77 @@ impl Accounts {
         self.authorize_admin(tenant, by).await?;
         let network = Network::parse(&request.network).ok_or_else(|| SocialError::Invalid {
             field: "network",
-            problem: "must be one of facebook, instagram, x".into(),
+            problem: "must be one of facebook, instagram, x, mastodon, telegram".into(),
         })?;
         secret_ok("access_token", &request.access_token)?;
-        secret_ok("signing_secret", &request.signing_secret)?;
+        let id = AccountId(Uuid::new_v4());
+        let mut external_id = request.external_id.clone();
+        let mut reach = Reach {
+            instance: None,
+            handle: request.handle.clone().filter(|h| !h.trim().is_empty()),
+            publish_to: request.publish_to.clone().filter(|h| !h.trim().is_empty()),
+        };
+        let mut signing_secret = request.signing_secret.clone();
+        match network {
+            Network::Mastodon => {
+                let instance = crate::mastodon::Instance::parse(
+                    request.instance.as_deref().unwrap_or_default(),
+                )
+                .map_err(|e| SocialError::Invalid {
+                    field: "instance",
+                    problem: e.to_string(),
+                })?;
+                reach.instance = Some(instance.as_str().to_owned());
+                // Polled with the user token: no signing secret.
+                signing_secret = SecretString::from("");
+            }
+            Network::Telegram => {
+                // The bot says who it is; its webhook is registered with a
+                // secret of ours, checked on every update.
+                let client = self.telegram.as_ref().ok_or_else(|| {
+                    SocialError::Unexpected(anyhow::anyhow!(
+                        "no Telegram client is configured in this process"
+                    ))
+                })?;
+                let probe = Credentials {
+                    external_id: crate::telegram::bot_id_from_token(&request.access_token)
+                        .unwrap_or_default(),
+                    access_token: request.access_token.clone(),
+                    signing_secret: SecretString::from(""),
+                    verify_token: SecretString::from(""),
+                    human_agent: false,
+                };
+                let bot = client
+                    .get_me(&probe)
+                    .await
+                    .map_err(|e| SocialError::Invalid {
+                        field: "access_token",
+                        problem: format!("Telegram did not accept the bot token: {e}"),
+                    })?;
+                external_id = bot.id.clone();
+                reach.handle = Some(bot.username.clone());
+                let secret = crate::telegram::new_secret_token().map_err(|e| {
+                    SocialError::Unexpected(anyhow::anyhow!("no randomness from the OS: {e}"))
+                })?;
+                let secret = SecretString::from(secret);
+                client
+                    .set_webhook(
+                        &probe,
+                        &self.webhook_url(network, id),
+                        &secret,
+                        &crate::telegram::ALLOWED_UPDATES,
+                    )
+                    .await
+                    .map_err(|e| SocialError::Invalid {
+                        field: "access_token",
+                        problem: format!("Telegram refused the webhook: {e}"),
+                    })?;
+                signing_secret = secret;
+            }
+            _ => secret_ok("signing_secret", &signing_secret)?,
+        }
         let verify_token = match (network, &request.verify_token) {
-            (Network::X, _) => SecretString::from(""),
+            (Network::X | Network::Mastodon | Network::Telegram, _) => SecretString::from(""),
             (_, Some(v)) => {
                 secret_ok("verify_token", v)?;
                 v.clone()
@@ -270,22 +355,23 @@ impl Accounts {
             }
         };
         let vault = self.vault()?;
-        let id = AccountId(Uuid::new_v4());
         let secrets = Secrets {
             access_token: request.access_token.clone(),
-            signing_secret: request.signing_secret.clone(),
+            signing_secret,
             verify_token,
         };
         let (nonce, sealed) = vault.seal(tenant.into_uuid(), id.0, &secrets)?;
         let command = AccountCommand::Link {
             id,
             network,
-            external_id: request.external_id.clone(),
+            external_id,
             name: request.name.clone(),
             human_agent: request.human_agent,
             // X accounts are polled for mentions (with or without webhook
-            // access: a mention read both ways is stored once).
-            poll_mentions: network == Network::X,
+            // access: a mention read both ways is stored once); Mastodon has
+            // no webhooks for mentions.
+            poll_mentions: matches!(network, Network::X | Network::Mastodon),
+            reach,
             quota_left: self.quota_left(tenant).await?,
         };
         // Decide first (a refusal writes nothing), store the secret, then
@@ -340,13 +426,23 @@ impl Accounts {
     ) -> Result<(), SocialError> {
         self.authorize_admin(tenant, by).await?;
         secret_ok("access_token", &access_token)?;
-        secret_ok("signing_secret", &signing_secret)?;
         let state = self.state(tenant, id).await?;
         if state.unlinked {
             return Err(SocialError::Account(AccountError::Unlinked));
         }
+        let signing_secret = match state.network {
+            // Telegram's is ours (registered with the webhook), Mastodon has
+            // none: keep them.
+            Network::Telegram | Network::Mastodon => {
+                self.credentials_of(tenant, &state).await?.signing_secret
+            }
+            _ => {
+                secret_ok("signing_secret", &signing_secret)?;
+                signing_secret
+            }
+        };
         let verify_token = match (state.network, verify_token) {
-            (Network::X, _) => SecretString::from(""),
+            (Network::X | Network::Mastodon | Network::Telegram, _) => SecretString::from(""),
             (_, Some(v)) => {
                 secret_ok("verify_token", &v)?;
                 v

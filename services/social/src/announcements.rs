@@ -90,6 +90,11 @@ impl<'a> Content<'a> {
 ///   it (Instagram publishes no text-only post) and the post fails saying
 ///   so.
 ///
+/// - Mastodon: as on X, within 500 characters as Mastodon counts (a URL is
+///   23), the link after a blank line (its preview card shows).
+/// - Telegram: the title, a blank line and the body in a message to the
+///   bot's channel, the link after it (with its preview).
+///
 /// A text too long is cut at a word boundary, with "…".
 pub fn compose(network: Network, content: &Content<'_>) -> Post {
     let chars = |s: &str| s.chars().count();
@@ -108,6 +113,30 @@ pub fn compose(network: Network, content: &Content<'_>) -> Post {
         (Network::X, _) => Post {
             text: layout(title, body, link, x::MAX_POST_LENGTH, x::weighted_length),
             link: None,
+            image_url: None,
+        },
+        (Network::Mastodon, _) => Post {
+            // The connector adds the link after a blank line.
+            text: layout(
+                title,
+                body,
+                None,
+                crate::mastodon::MAX_STATUS_LENGTH
+                    - link.map_or(0, |l| crate::mastodon::status_length(l) + 2),
+                crate::mastodon::status_length,
+            ),
+            link: link.map(str::to_owned),
+            image_url: None,
+        },
+        (Network::Telegram, _) => Post {
+            text: layout(
+                title,
+                body,
+                None,
+                crate::telegram::MAX_MESSAGE_LENGTH - 600,
+                chars,
+            ),
+            link: link.map(str::to_owned),
             image_url: None,
         },
     }

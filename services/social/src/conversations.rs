@@ -119,3 +119,21 @@ pub async fn last_written(
     .fetch_one(conn)
     .await
 }
+
+/// The platform id of `author`'s latest message on `account` (what a
+/// private answer on Mastodon reads its author's `@user@server` from).
+pub async fn latest_from(
+    conn: &mut PgConnection,
+    account: Uuid,
+    author: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT platform_id FROM social_messages \
+         WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid \
+           AND account_id = $1 AND author_id = $2 ORDER BY sent_at DESC LIMIT 1",
+    )
+    .bind(account)
+    .bind(author)
+    .fetch_optional(conn)
+    .await
+}

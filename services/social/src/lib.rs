@@ -29,8 +29,10 @@ use ventanilla_runtime::{Module, Running, StartContext};
 
 pub mod accounts;
 pub mod announcements;
+pub mod bluesky;
 pub mod connector;
 pub mod conversations;
+pub mod email;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 pub mod ingest;
@@ -44,6 +46,7 @@ pub mod simulator;
 pub mod telegram;
 pub mod vault;
 pub mod webhooks;
+pub mod whatsapp;
 pub mod x;
 
 /// The read models this service maintains.
@@ -76,11 +79,19 @@ impl SocialService {
 
     /// The accounts service this module uses.
     pub fn accounts(&self) -> accounts::Accounts {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap_or_default();
         accounts::Accounts::new(
             Arc::clone(&self.log),
             self.settings.credentials_key.as_ref(),
             &self.settings.public_url,
         )
+        .with_telegram(telegram::TelegramClient::new(
+            self.settings.telegram_base_url.clone(),
+            http,
+        ))
     }
 }
 
@@ -153,7 +164,8 @@ impl Module for SocialService {
             &graph_base,
             &x_base,
             Duration::from_millis(self.settings.delivery_interval_ms.max(50)),
-        )?;
+        )?
+        .with_telegram_base(&self.settings.telegram_base_url)?;
         let worker = tokio::spawn(worker.run(shutdown.clone()));
         let poller = polling::MentionPoller::new(
             self.accounts(),

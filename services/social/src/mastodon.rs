@@ -1258,6 +1258,56 @@ impl MastodonClient {
         Ok(context.ancestors.into_iter().next().map(|a| a.id))
     }
 
+    /// What a reply to status `status_id` needs to know of it: its
+    /// visibility and its author's `@user@server` (`GET
+    /// /api/v1/statuses/:id`). Failures map as for [`MastodonClient::send`]
+    /// (a 404: the status is gone).
+    pub async fn status_facts(
+        &self,
+        instance: &Instance,
+        creds: &Credentials,
+        status_id: &str,
+    ) -> Result<(String, String), SendError> {
+        if status_id.is_empty() || !status_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(rejected(format!(
+                "{status_id:?} is not a Mastodon status id to reply to"
+            )));
+        }
+        let url = instance.endpoint(&format!("/api/v1/statuses/{status_id}"))?;
+        let answer = self.call(self.http.get(url), instance, creds).await?;
+        if !answer.status.is_success() {
+            return Err(failure(&answer, Call::Reply, instance, Utc::now()));
+        }
+        #[derive(Deserialize)]
+        struct Status {
+            visibility: String,
+            account: StatusAccount,
+        }
+        #[derive(Deserialize)]
+        struct StatusAccount {
+            acct: String,
+            #[serde(default)]
+            url: Option<String>,
+        }
+        let status: Status = serde_json::from_slice(&answer.body).map_err(|e| {
+            temporary(format!(
+                "{instance} answered a status with something else: {e}"
+            ))
+        })?;
+        // A local account's acct has no server: complete it from its URL.
+        let acct = match (status.account.acct.contains('@'), status.account.url) {
+            (false, Some(url)) => url
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .map_or(status.account.acct.clone(), |host| {
+                    format!("{}@{host}", status.account.acct)
+                }),
+            _ => status.account.acct,
+        };
+        Ok((status.visibility, acct))
+    }
+
     /// Posts a status (`POST /api/v1/statuses`, JSON) with an
     /// `Idempotency-Key`; Mastodon answers a retry with the same key, within
     /// an hour, with the status already created.

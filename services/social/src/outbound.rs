@@ -41,7 +41,7 @@ use ventanilla_eventlog::{
 };
 use ventanilla_kernel::{Actor, TenantId};
 use ventanilla_postgres::{Handler, PgEventLog, TenantTx, begin_for_tenant};
-use ventanilla_social_domain::account::{AccountId, Health, Network};
+use ventanilla_social_domain::account::{AccountDetails, AccountId, Health, Network};
 use ventanilla_social_domain::delivery::{self, Delivery, DeliveryCommand, DeliveryError};
 use ventanilla_social_domain::publication::{
     self, Publication, PublicationCommand, PublicationError,
@@ -53,7 +53,7 @@ use crate::accounts::{Accounts, SocialError};
 use crate::connector::{OutboundReply, Post, ReplyTarget, SendError, Sent};
 use crate::conversations;
 use crate::publications::Publications;
-use crate::{announcements, meta, x};
+use crate::{announcements, mastodon, meta, telegram, x};
 
 /// The subscription's name.
 pub const SUBSCRIPTION: &str = "social:outbound";
@@ -336,6 +336,8 @@ pub struct DeliveryWorker {
     graph: meta::GraphClient,
     instagram: meta::GraphClient,
     x: x::XClient,
+    mastodon: mastodon::MastodonClient,
+    telegram: telegram::TelegramClient,
     interval: Duration,
 }
 
@@ -357,9 +359,21 @@ impl DeliveryWorker {
             runner: CommandRunner::new(log, 5),
             graph: meta::GraphClient::new(graph_base, http.clone()),
             instagram: meta::GraphClient::instagram(graph_base, http.clone()),
-            x: x::XClient::new(x_base, http),
+            x: x::XClient::new(x_base, http.clone()),
+            mastodon: mastodon::MastodonClient::new(http.clone()),
+            telegram: telegram::TelegramClient::new(telegram::API_BASE, http),
             interval,
         })
+    }
+
+    /// Calls Telegram's Bot API at `base` (a local fake in tests and the
+    /// simulator) instead of `https://api.telegram.org`.
+    pub fn with_telegram_base(mut self, base: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()?;
+        self.telegram = telegram::TelegramClient::new(base, http);
+        Ok(self)
     }
 
     /// One pass at `now`: sends what is due (at most 50 replies). Returns
@@ -496,7 +510,7 @@ impl DeliveryWorker {
             }
             Err(e) => return Err(anyhow::anyhow!("{e}")),
         }
-        let outcome = self.send(tenant, &q, now).await;
+        let outcome = self.send(tenant, message, &q, now).await;
         let account = AccountId(q.account_id);
         match outcome {
             Ok((sent, near_limit)) => {
@@ -630,6 +644,21 @@ impl DeliveryWorker {
                 Network::Facebook => self.graph.publish(&creds, &post).await,
                 Network::Instagram => self.instagram.publish(&creds, &post).await,
                 Network::X => self.x.publish(&creds, &post).await,
+                Network::Mastodon => {
+                    let instance = instance_of(&state)?;
+                    self.mastodon
+                        .publish(&instance, &creds, &post, Some(&row.to_string()))
+                        .await
+                }
+                Network::Telegram => {
+                    let Some(channel) = state.reach.publish_to.as_deref() else {
+                        return Err(Failure::Cannot(format!(
+                            "the Telegram bot {} has no channel to post announcements in; set one when linking it",
+                            state.name
+                        )));
+                    };
+                    self.telegram.publish(&creds, channel, &post).await
+                }
             }
             .map_err(Failure::Send)
         }
@@ -691,6 +720,7 @@ impl DeliveryWorker {
     async fn send(
         &self,
         tenant: TenantId,
+        message: Uuid,
         q: &Queued,
         now: DateTime<Utc>,
     ) -> Result<(Sent, bool), Failure> {
@@ -747,6 +777,12 @@ impl DeliveryWorker {
             Network::Facebook => self.graph.send_with_usage(&creds, &reply).await,
             Network::Instagram => self.instagram.send_with_usage(&creds, &reply).await,
             Network::X => (self.x.send(&creds, &reply).await, None),
+            Network::Telegram => (self.telegram.send(&creds, &reply).await, None),
+            Network::Mastodon => (
+                self.mastodon_reply(tenant, &state, &creds, &reply, q.account_id, message)
+                    .await,
+                None,
+            ),
         };
         // Meta reports how much of the call budget is used: near the limit,
         // the account is degraded before Meta starts refusing.
@@ -769,6 +805,67 @@ impl DeliveryWorker {
     }
 }
 
+impl DeliveryWorker {
+    /// A reply on Mastodon: in the visibility of the status answered (never
+    /// wider) and mentioning its author, with the reply's id as the
+    /// `Idempotency-Key`. For a private answer, the author is read from the
+    /// citizen's latest status to the account.
+    async fn mastodon_reply(
+        &self,
+        tenant: TenantId,
+        state: &AccountDetails,
+        creds: &crate::connector::Credentials,
+        reply: &OutboundReply,
+        account: Uuid,
+        message: Uuid,
+    ) -> Result<Sent, SendError> {
+        let instance = instance_of(state).map_err(|f| match f {
+            Failure::Send(e) => e,
+            Failure::Cannot(reason) => SendError::Rejected {
+                network: "mastodon",
+                reason,
+            },
+        })?;
+        let answered = match &reply.target {
+            ReplyTarget::Public { in_reply_to } => Some(in_reply_to.clone()),
+            ReplyTarget::Direct { recipient, .. } => {
+                let mut tx = begin_for_tenant(self.runner.log().pool(), tenant)
+                    .await
+                    .map_err(|e| temporary("mastodon", &e))?;
+                let latest = conversations::latest_from(&mut tx, account, recipient)
+                    .await
+                    .map_err(|e| temporary("mastodon", &e))?;
+                tx.commit().await.map_err(|e| temporary("mastodon", &e))?;
+                latest
+            }
+        };
+        let (visibility, acct) = match answered {
+            Some(status) => {
+                self.mastodon
+                    .status_facts(&instance, creds, &status)
+                    .await?
+            }
+            None => ("direct".to_owned(), String::new()),
+        };
+        self.mastodon
+            .send(
+                &instance,
+                creds,
+                reply,
+                &visibility,
+                &acct,
+                &message.to_string(),
+            )
+            .await
+    }
+}
+
+/// A Mastodon account's instance, as linked.
+fn instance_of(state: &AccountDetails) -> Result<mastodon::Instance, Failure> {
+    mastodon::Instance::parse(state.reach.instance.as_deref().unwrap_or_default())
+        .map_err(|e| Failure::Cannot(format!("the Mastodon account's instance: {e}")))
+}
+
 /// Why a reply was not sent.
 enum Failure {
     /// The network said so.
@@ -784,6 +881,8 @@ fn temporary(channel: &str, e: &dyn std::fmt::Display) -> SendError {
             Some(Network::Facebook) => "facebook",
             Some(Network::Instagram) => "instagram",
             Some(Network::X) => "x",
+            Some(Network::Mastodon) => "mastodon",
+            Some(Network::Telegram) => "telegram",
             None => "the network",
         },
         reason: "the platform could not prepare the call".into(),

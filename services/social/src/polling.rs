@@ -22,11 +22,13 @@ use uuid::Uuid;
 use ventanilla_eventlog::{CommandContext, CommandRunner};
 use ventanilla_kernel::{Actor, TenantId};
 use ventanilla_postgres::PgEventLog;
-use ventanilla_social_domain::account::{self, Account, AccountCommand, AccountId, Health};
+use ventanilla_social_domain::account::{
+    self, Account, AccountCommand, AccountId, Health, Network,
+};
 
 use crate::accounts::Accounts;
 use crate::connector::SendError;
-use crate::{ingest, x};
+use crate::{ingest, mastodon, x};
 
 /// The most pages read per account and tick (100 mentions each).
 pub const MAX_PAGES: usize = 10;
@@ -37,6 +39,7 @@ pub struct MentionPoller {
     accounts: Accounts,
     log: Arc<PgEventLog>,
     x: x::XClient,
+    mastodon: mastodon::MastodonClient,
     interval: Duration,
 }
 
@@ -54,7 +57,8 @@ impl MentionPoller {
         Ok(Self {
             accounts,
             log,
-            x: x::XClient::new(x_base, http),
+            x: x::XClient::new(x_base, http.clone()),
+            mastodon: mastodon::MastodonClient::new(http),
             interval,
         })
     }
@@ -87,13 +91,61 @@ impl MentionPoller {
         }
         let creds = self.accounts.credentials_of(tenant, &state).await?;
         let since = state.since_id.clone();
+        let (recorded, newest) = match state.network {
+            Network::Mastodon => {
+                let instance =
+                    mastodon::Instance::parse(state.reach.instance.as_deref().unwrap_or_default())
+                        .map_err(|e| anyhow::anyhow!("the account's instance: {e}"))?;
+                let found = match self
+                    .mastodon
+                    .mentions(&instance, &creds, since.as_deref())
+                    .await
+                {
+                    Ok(found) => found,
+                    Err(e) => {
+                        if e.degrades_account() {
+                            self.health(tenant, account, &e).await;
+                        }
+                        anyhow::bail!("{e}");
+                    }
+                };
+                let recorded = ingest::record(&self.log, tenant, account, found.messages).await?;
+                (recorded, found.newest_notification_id)
+            }
+            _ => self.poll_x(tenant, account, &creds, since).await?,
+        };
+        if let Some(since_id) = newest {
+            let ctx = CommandContext::new(tenant, Utc::now(), Actor::system("mention-poller"));
+            CommandRunner::new(Arc::clone(&self.log), 5)
+                .execute::<Account>(
+                    &ctx,
+                    &account::stream_id(account)?,
+                    &AccountCommand::AdvanceCursor { since_id },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        if recorded > 0 {
+            tracing::info!(tenant_id = %tenant, account = %account.0, recorded, "mentions read by polling");
+        }
+        Ok(recorded)
+    }
+
+    /// X: pages of mentions newer than `since`, recorded; the newest id.
+    async fn poll_x(
+        &self,
+        tenant: TenantId,
+        account: AccountId,
+        creds: &crate::connector::Credentials,
+        since: Option<String>,
+    ) -> anyhow::Result<(usize, Option<String>)> {
         let mut newest: Option<String> = None;
         let mut page: Option<String> = None;
         let mut recorded = 0;
         for _ in 0..MAX_PAGES {
             let (mentions, newest_id, next) = match self
                 .x
-                .mentions(&creds, since.as_deref(), page.as_deref())
+                .mentions(creds, since.as_deref(), page.as_deref())
                 .await
             {
                 Ok(found) => found,
@@ -114,21 +166,7 @@ impl MentionPoller {
                 None => break,
             }
         }
-        if let Some(since_id) = newest {
-            let ctx = CommandContext::new(tenant, Utc::now(), Actor::system("mention-poller"));
-            CommandRunner::new(Arc::clone(&self.log), 5)
-                .execute::<Account>(
-                    &ctx,
-                    &account::stream_id(account)?,
-                    &AccountCommand::AdvanceCursor { since_id },
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        if recorded > 0 {
-            tracing::info!(tenant_id = %tenant, account = %account.0, recorded, "mentions read by polling");
-        }
-        Ok(recorded)
+        Ok((recorded, newest))
     }
 
     async fn health(&self, tenant: TenantId, account: AccountId, e: &SendError) {

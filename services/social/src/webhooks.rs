@@ -26,7 +26,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use uuid::Uuid;
 use ventanilla_kernel::TenantId;
@@ -36,7 +36,7 @@ use ventanilla_tenancy::TenancyError;
 
 use crate::accounts::{Accounts, SocialError};
 use crate::connector::{Delivery, WebhookError};
-use crate::{meta, x};
+use crate::{meta, telegram, x};
 
 /// The largest webhook body accepted, in bytes (Meta batches up to 1,000
 /// updates; their bodies stay well under this).
@@ -63,6 +63,7 @@ impl Webhooks {
                 get(meta_verify).post(meta_deliver),
             )
             .route("/webhooks/x/{account}", get(x_crc).post(x_deliver))
+            .route("/webhooks/telegram/{account}", post(telegram_deliver))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self)
     }
@@ -305,6 +306,38 @@ async fn x_deliver(
         &body,
         |c| x::verify_signature(&c.signing_secret, &body, signature),
         |own| x::parse(&body, own),
+    )
+    .await
+}
+
+/// A Telegram update: the secret token we registered with the webhook,
+/// compared in constant time before anything is parsed; one update at a
+/// time (`update_id` repeats on redelivery: its message is stored once).
+async fn telegram_deliver(
+    State(w): State<Webhooks>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let secret = headers
+        .get(telegram::SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // The bot's username, to recognise mentions of it in groups.
+    let handle = match w.target(&account).await {
+        Ok(t) => w
+            .accounts
+            .state(t.tenant, t.account)
+            .await
+            .ok()
+            .and_then(|s| s.reach.handle),
+        Err(r) => return r,
+    };
+    w.deliver(
+        &account,
+        &body,
+        |c| telegram::verify_secret(&c.signing_secret, secret.as_deref()),
+        |own| telegram::parse(&body, own, handle.as_deref()).map(|(_, d)| d),
     )
     .await
 }

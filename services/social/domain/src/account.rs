@@ -39,11 +39,21 @@ pub enum Network {
     Instagram,
     /// An X account.
     X,
+    /// A Mastodon account, on the tenant's instance.
+    Mastodon,
+    /// A Telegram bot.
+    Telegram,
 }
 
 impl Network {
     /// Every network, in a stable order.
-    pub const ALL: [Network; 3] = [Network::Facebook, Network::Instagram, Network::X];
+    pub const ALL: [Network; 5] = [
+        Network::Facebook,
+        Network::Instagram,
+        Network::X,
+        Network::Mastodon,
+        Network::Telegram,
+    ];
 
     /// The network's name, which is also the tickets service's channel name.
     pub fn as_str(self) -> &'static str {
@@ -51,6 +61,8 @@ impl Network {
             Network::Facebook => "facebook",
             Network::Instagram => "instagram",
             Network::X => "x",
+            Network::Mastodon => "mastodon",
+            Network::Telegram => "telegram",
         }
     }
 
@@ -97,6 +109,8 @@ pub enum AccountCommand {
         /// Whether the platform polls the account's mentions (X accounts
         /// without webhook access).
         poll_mentions: bool,
+        /// How it is reached beyond its id.
+        reach: Reach,
         /// How many more accounts the plan allows (the service counts).
         quota_left: u32,
     },
@@ -119,6 +133,25 @@ pub enum AccountCommand {
     },
 }
 
+/// How the platform reaches an account beyond its id, where the network
+/// needs it: a Mastodon account's instance, a bot's or account's handle,
+/// the channel a Telegram bot posts announcements in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reach {
+    /// The base URL of the account's server (Mastodon: the tenant's
+    /// instance, `https://social.example.gal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The account's handle on the network (a Telegram bot's username, a
+    /// Mastodon `@user@server`), to recognise mentions of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+    /// Where announcements are posted when it is not the account itself
+    /// (a Telegram channel where the bot is an admin: `@canal` or its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_to: Option<String>,
+}
+
 /// `account.linked`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Linked {
@@ -135,6 +168,9 @@ pub struct Linked {
     /// Whether its mentions are polled.
     #[serde(default)]
     pub poll_mentions: bool,
+    /// How it is reached beyond its id.
+    #[serde(default)]
+    pub reach: Reach,
     /// When.
     pub at: DateTime<Utc>,
 }
@@ -287,6 +323,8 @@ pub struct AccountDetails {
     pub human_agent: bool,
     /// Whether its mentions are polled.
     pub poll_mentions: bool,
+    /// How it is reached beyond its id.
+    pub reach: Reach,
     /// The newest mention read by polling.
     pub since_id: Option<String>,
     /// Whether it is unlinked.
@@ -343,6 +381,7 @@ impl Decider for Account {
             name,
             human_agent,
             poll_mentions,
+            reach,
             quota_left,
         } = command
         {
@@ -367,6 +406,7 @@ impl Decider for Account {
                 name: name.trim().to_owned(),
                 human_agent: *human_agent,
                 poll_mentions: *poll_mentions,
+                reach: reach.clone(),
                 at: now,
             })]);
         }
@@ -425,6 +465,7 @@ impl Decider for Account {
                     name: e.name.clone(),
                     human_agent: e.human_agent,
                     poll_mentions: e.poll_mentions,
+                    reach: e.reach.clone(),
                     since_id: None,
                     unlinked: false,
                     health: Health::Ok,
@@ -475,6 +516,7 @@ mod tests {
             name: "Concello de Lugo".into(),
             human_agent: false,
             poll_mentions: false,
+            reach: Reach::default(),
             quota_left,
         }
     }
@@ -487,6 +529,7 @@ mod tests {
             name: "Concello de Lugo".into(),
             human_agent: false,
             poll_mentions: false,
+            reach: Reach::default(),
             at: now(),
         })
     }
@@ -526,6 +569,7 @@ mod tests {
                     name: name.into(),
                     human_agent: false,
                     poll_mentions: false,
+                    reach: Reach::default(),
                     quota_left: 3,
                 })
                 .then_error(|e| matches!(e, AccountError::Invalid { field: f, .. } if *f == field));

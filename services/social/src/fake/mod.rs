@@ -3,7 +3,9 @@
 //! expired tokens and server errors — for the tests, the simulator and the
 //! benchmark. Never used against a real network.
 
+pub mod bluesky;
 pub mod mastodon;
 pub mod meta;
 pub mod telegram;
+pub mod whatsapp;
 pub mod x;

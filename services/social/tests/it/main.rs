@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod announcements;
+mod channels;
 mod delivery;
 mod end_to_end;
 mod isolation;

@@ -47,6 +47,8 @@ pub struct World {
     pub accounts: Accounts,
     pub graph: FakeGraph,
     pub x: FakeX,
+    pub telegram: ventanilla_social::fake::telegram::FakeTelegram,
+    pub mastodon: ventanilla_social::fake::mastodon::FakeMastodon,
     pub base: String,
     pub http: reqwest::Client,
     pub worker: DeliveryWorker,
@@ -69,7 +71,14 @@ impl World {
         let log = Arc::new(PgEventLog::new(db.app.clone(), Limits::default()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let accounts = Accounts::new(Arc::clone(&log), Some(&key()), &base);
+        let telegram = ventanilla_social::fake::telegram::FakeTelegram::start().await;
+        let mastodon = ventanilla_social::fake::mastodon::start().await;
+        let accounts = Accounts::new(Arc::clone(&log), Some(&key()), &base).with_telegram(
+            ventanilla_social::telegram::TelegramClient::new(
+                telegram.base_url(),
+                reqwest::Client::new(),
+            ),
+        );
         let router = Webhooks::new(accounts.clone(), Arc::clone(&log)).router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         let graph = ventanilla_social::fake::meta::start().await;
@@ -81,8 +90,12 @@ impl World {
             &x.base_url,
             Duration::from_millis(100),
         )
+        .unwrap()
+        .with_telegram_base(telegram.base_url())
         .unwrap();
         Self {
+            telegram,
+            mastodon,
             op: Operator::new(Arc::clone(&log), "test-operator"),
             tickets: Tickets::new(Arc::clone(&log)),
             accounts,
@@ -179,6 +192,9 @@ impl World {
                     signing_secret: SecretString::from(APP_SECRET),
                     verify_token: Some(SecretString::from(VERIFY_TOKEN)),
                     human_agent: false,
+                    instance: None,
+                    handle: None,
+                    publish_to: None,
                 },
             )
             .await
@@ -200,6 +216,9 @@ impl World {
                     signing_secret: SecretString::from(CONSUMER_SECRET),
                     verify_token: None,
                     human_agent: false,
+                    instance: None,
+                    handle: None,
+                    publish_to: None,
                 },
             )
             .await
@@ -288,6 +307,9 @@ impl World {
                     signing_secret: SecretString::from(app_secret.to_owned()),
                     verify_token: Some(SecretString::from(verify_token.to_owned())),
                     human_agent: false,
+                    instance: None,
+                    handle: None,
+                    publish_to: None,
                 },
             )
             .await
@@ -315,6 +337,9 @@ impl World {
                     signing_secret: SecretString::from(consumer_secret.to_owned()),
                     verify_token: None,
                     human_agent: false,
+                    instance: None,
+                    handle: None,
+                    publish_to: None,
                 },
             )
             .await

@@ -162,6 +162,9 @@ async fn linking_is_for_admins_within_the_plan_and_credentials_never_show() {
                 signing_secret: secrecy::SecretString::from("s"),
                 verify_token: None,
                 human_agent: false,
+                instance: None,
+                handle: None,
+                publish_to: None,
             },
         )
         .await
@@ -182,6 +185,9 @@ async fn linking_is_for_admins_within_the_plan_and_credentials_never_show() {
                     signing_secret: secrecy::SecretString::from("s"),
                     verify_token: None,
                     human_agent: false,
+                    instance: None,
+                    handle: None,
+                    publish_to: None,
                 },
             )
             .await
