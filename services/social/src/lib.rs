@@ -6,9 +6,14 @@
 //! - [`connector`]: the contract every network's connector meets;
 //! - [`meta`]: Facebook Pages, Messenger and Instagram (Graph API);
 //! - [`x`]: X (API v2, Account Activity webhooks);
+//! - [`mastodon`]: Mastodon (per-instance accounts, mentions polled);
+//! - [`telegram`]: Telegram bots (webhooks with a secret token);
+//! - [`whatsapp`], [`bluesky`], [`email`]: connectors of issue #7 not
+//!   wired into the service yet;
 //! - [`vault`]: credentials encrypted at rest;
 //! - [`webhooks`]: the endpoints the networks call; [`ingest`]: recording
-//!   what citizens wrote; [`polling`]: X mentions read by polling;
+//!   what citizens wrote; [`polling`]: X and Mastodon mentions read by
+//!   polling;
 //!   [`outbound`]: replies and posts queued and sent;
 //!   [`publications`]: staff posts on linked accounts; [`announcements`]:
 //!   the council's published announcements posted on the accounts they

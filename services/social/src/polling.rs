@@ -1,5 +1,6 @@
 //! The mention poller: for X accounts (webhook access is an expensive tier,
-//! and polling also fills gaps when a webhook delivery was lost), reads the
+//! and polling also fills gaps when a webhook delivery was lost) and
+//! Mastodon accounts (which have no webhooks for mentions), reads the
 //! account's mentions newer than its cursor, page by page, records each as
 //! a `social.message_received` event (the same id as by webhook, so a
 //! mention read both ways is stored once), and only then moves the cursor
