@@ -237,6 +237,7 @@ impl Accounts {
             Network::Facebook | Network::Instagram => "meta",
             Network::X => "x",
             Network::Telegram => "telegram",
+            Network::WhatsApp => "whatsapp",
             // Polled: no webhook (the URL is not used).
             Network::Mastodon => "mastodon",
         };
@@ -271,7 +272,7 @@ impl Accounts {
         self.authorize_admin(tenant, by).await?;
         let network = Network::parse(&request.network).ok_or_else(|| SocialError::Invalid {
             field: "network",
-            problem: "must be one of facebook, instagram, x, mastodon, telegram".into(),
+            problem: "must be one of facebook, instagram, x, mastodon, telegram, whatsapp".into(),
         })?;
         secret_ok("access_token", &request.access_token)?;
         let id = AccountId(Uuid::new_v4());

@@ -90,6 +90,8 @@ impl<'a> Content<'a> {
 ///   it (Instagram publishes no text-only post) and the post fails saying
 ///   so.
 ///
+/// - WhatsApp: as on Facebook; the connector refuses it (WhatsApp has no
+///   public posts).
 /// - Mastodon: as on X, within 500 characters as Mastodon counts (a URL is
 ///   23), the link after a blank line (its preview card shows).
 /// - Telegram: the title, a blank line and the body in a message to the
@@ -105,7 +107,7 @@ pub fn compose(network: Network, content: &Content<'_>) -> Post {
             link: None,
             image_url: Some(image.to_owned()),
         },
-        (Network::Facebook | Network::Instagram, _) => Post {
+        (Network::Facebook | Network::Instagram | Network::WhatsApp, _) => Post {
             text: layout(title, body, None, TEXT_MAX, chars),
             link: link.map(str::to_owned),
             image_url: None,

@@ -53,7 +53,7 @@ use crate::accounts::{Accounts, SocialError};
 use crate::connector::{OutboundReply, Post, ReplyTarget, SendError, Sent};
 use crate::conversations;
 use crate::publications::Publications;
-use crate::{announcements, mastodon, meta, telegram, x};
+use crate::{announcements, mastodon, meta, telegram, whatsapp, x};
 
 /// The subscription's name.
 pub const SUBSCRIPTION: &str = "social:outbound";
@@ -338,6 +338,7 @@ pub struct DeliveryWorker {
     x: x::XClient,
     mastodon: mastodon::MastodonClient,
     telegram: telegram::TelegramClient,
+    whatsapp: whatsapp::WhatsAppClient,
     interval: Duration,
 }
 
@@ -361,9 +362,20 @@ impl DeliveryWorker {
             instagram: meta::GraphClient::instagram(graph_base, http.clone()),
             x: x::XClient::new(x_base, http.clone()),
             mastodon: mastodon::MastodonClient::new(http.clone()),
+            whatsapp: whatsapp::WhatsAppClient::new(graph_base, http.clone()),
             telegram: telegram::TelegramClient::new(telegram::API_BASE, http),
             interval,
         })
+    }
+
+    /// Calls WhatsApp's Cloud API at `base` (a local fake in tests) instead
+    /// of the Graph API base the worker was given.
+    pub fn with_whatsapp_base(mut self, base: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()?;
+        self.whatsapp = whatsapp::WhatsAppClient::new(base, http);
+        Ok(self)
     }
 
     /// Calls Telegram's Bot API at `base` (a local fake in tests and the
@@ -659,6 +671,7 @@ impl DeliveryWorker {
                     };
                     self.telegram.publish(&creds, channel, &post).await
                 }
+                Network::WhatsApp => self.whatsapp.publish(&creds, &post).await,
             }
             .map_err(Failure::Send)
         }
@@ -778,6 +791,7 @@ impl DeliveryWorker {
             Network::Instagram => self.instagram.send_with_usage(&creds, &reply).await,
             Network::X => (self.x.send(&creds, &reply).await, None),
             Network::Telegram => (self.telegram.send(&creds, &reply).await, None),
+            Network::WhatsApp => self.whatsapp.send_with_usage(&creds, &reply, None).await,
             Network::Mastodon => (
                 self.mastodon_reply(tenant, &state, &creds, &reply, q.account_id, message)
                     .await,
@@ -883,6 +897,7 @@ fn temporary(channel: &str, e: &dyn std::fmt::Display) -> SendError {
             Some(Network::X) => "x",
             Some(Network::Mastodon) => "mastodon",
             Some(Network::Telegram) => "telegram",
+            Some(Network::WhatsApp) => "whatsapp",
             None => "the network",
         },
         reason: "the platform could not prepare the call".into(),

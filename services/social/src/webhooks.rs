@@ -36,7 +36,7 @@ use ventanilla_tenancy::TenancyError;
 
 use crate::accounts::{Accounts, SocialError};
 use crate::connector::{Delivery, WebhookError};
-use crate::{meta, telegram, x};
+use crate::{meta, telegram, whatsapp, x};
 
 /// The largest webhook body accepted, in bytes (Meta batches up to 1,000
 /// updates; their bodies stay well under this).
@@ -64,6 +64,10 @@ impl Webhooks {
             )
             .route("/webhooks/x/{account}", get(x_crc).post(x_deliver))
             .route("/webhooks/telegram/{account}", post(telegram_deliver))
+            .route(
+                "/webhooks/whatsapp/{account}",
+                get(meta_verify).post(whatsapp_deliver),
+            )
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self)
     }
@@ -338,6 +342,34 @@ async fn telegram_deliver(
         &body,
         |c| telegram::verify_secret(&c.signing_secret, secret.as_deref()),
         |own| telegram::parse(&body, own, handle.as_deref()).map(|(_, d)| d),
+    )
+    .await
+}
+
+/// A WhatsApp Cloud API delivery: Meta's signature over the raw bytes, then
+/// the messages of this phone number (delivery receipts are read and
+/// logged: see docs/social.md).
+async fn whatsapp_deliver(
+    State(w): State<Webhooks>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let signature = headers
+        .get(whatsapp::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    w.deliver(
+        &account,
+        &body,
+        |c| whatsapp::verify_signature(c, &body, signature),
+        |own| {
+            whatsapp::parse(&body, own).map(|d| {
+                if !d.receipts.is_empty() {
+                    tracing::debug!(receipts = d.receipts.len(), "WhatsApp delivery receipts");
+                }
+                d.delivery
+            })
+        },
     )
     .await
 }

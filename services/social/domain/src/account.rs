@@ -43,16 +43,19 @@ pub enum Network {
     Mastodon,
     /// A Telegram bot.
     Telegram,
+    /// A WhatsApp Business phone number (Cloud API).
+    WhatsApp,
 }
 
 impl Network {
     /// Every network, in a stable order.
-    pub const ALL: [Network; 5] = [
+    pub const ALL: [Network; 6] = [
         Network::Facebook,
         Network::Instagram,
         Network::X,
         Network::Mastodon,
         Network::Telegram,
+        Network::WhatsApp,
     ];
 
     /// The network's name, which is also the tickets service's channel name.
@@ -63,6 +66,7 @@ impl Network {
             Network::X => "x",
             Network::Mastodon => "mastodon",
             Network::Telegram => "telegram",
+            Network::WhatsApp => "whatsapp",
         }
     }
 

@@ -231,3 +231,112 @@ async fn a_mastodon_mention_and_a_direct_message_are_polled_once_and_answered_in
         );
     }
 }
+
+#[tokio::test]
+async fn a_whatsapp_message_becomes_a_ticket_once_and_is_answered_within_the_window_only() {
+    use ventanilla_social::fake::whatsapp::{signed_webhook, text_message};
+    let w = World::new().await;
+    let c = w.council("lugo").await;
+    w.whatsapp.allow_token("wa-system-token");
+    let (_, url) = w
+        .accounts
+        .link(
+            c.tenant,
+            c.admin,
+            &LinkRequest {
+                network: "whatsapp".into(),
+                external_id: "106540352242922".into(),
+                name: "Concello de Lugo (WhatsApp)".into(),
+                access_token: SecretString::from("wa-system-token"),
+                signing_secret: SecretString::from("wa-app-secret"),
+                verify_token: Some(SecretString::from("wa-verify")),
+                human_agent: false,
+                instance: None,
+                handle: None,
+                publish_to: None,
+            },
+        )
+        .await
+        .unwrap();
+    // Meta's verification request, then signed messages.
+    let challenge = w
+        .http
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token=wa-verify&hub.challenge=1158201444"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenge.text().await.unwrap(), "1158201444");
+    let now = chrono::Utc::now();
+    let fresh = text_message(
+        "106540352242922",
+        "34600111222",
+        "Vecina",
+        "wamid.HBgLMzQ2MDAxMTEyMjIVAgASGBQzQUFBQUFB",
+        "¿Está abierto el punto limpio?",
+        now.timestamp(),
+    );
+    let (body, signature) = signed_webhook("wa-app-secret", &fresh);
+    for _ in 0..2 {
+        let r = w
+            .post(&url, "x-hub-signature-256", &signature, body.clone())
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let r = w
+        .post(&url, "x-hub-signature-256", "sha256=00", body.clone())
+        .await;
+    assert_eq!(r.status(), 401);
+    let stale = text_message(
+        "106540352242922",
+        "34600333444",
+        "Vecino",
+        "wamid.HBgLMzQ2MDAzMzM0NDQVAgASGBQzQkJCQkJC",
+        "Hola",
+        (now - chrono::Duration::hours(30)).timestamp(),
+    );
+    let (body, signature) = signed_webhook("wa-app-secret", &stale);
+    assert_eq!(
+        w.post(&url, "x-hub-signature-256", &signature, body)
+            .await
+            .status(),
+        200
+    );
+    w.settle().await;
+    let tickets = inbox(&w, &c).await;
+    assert_eq!(tickets.len(), 2, "{tickets:?}");
+    w.whatsapp.set_last_inbound("34600111222", now);
+    for t in &tickets {
+        reply(&w, &c, t.ticket_id, "Sí, de 9 a 14 h.").await;
+    }
+    w.settle().await;
+    let sent = w.whatsapp.sent();
+    assert_eq!(sent.len(), 1, "only inside the window: {sent:?}");
+    assert_eq!(sent[0].to, "34600111222");
+    assert_eq!(sent[0].body, "Sí, de 9 a 14 h.");
+    for t in &tickets {
+        let view = w
+            .tickets
+            .ticket(c.tenant, c.agent, TicketId(t.ticket_id))
+            .await
+            .unwrap();
+        let out = view.messages.iter().find(|m| m.direction == "out").unwrap();
+        if t.contact["handle"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("34600111222")
+        {
+            assert_eq!(out.delivery_state.as_deref(), Some("sent"), "{out:?}");
+        } else {
+            assert_eq!(out.delivery_state.as_deref(), Some("failed"), "{out:?}");
+            assert!(
+                out.failure_reason
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("24 hours"),
+                "{out:?}"
+            );
+        }
+    }
+}

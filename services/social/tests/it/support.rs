@@ -49,6 +49,7 @@ pub struct World {
     pub x: FakeX,
     pub telegram: ventanilla_social::fake::telegram::FakeTelegram,
     pub mastodon: ventanilla_social::fake::mastodon::FakeMastodon,
+    pub whatsapp: ventanilla_social::fake::whatsapp::FakeWhatsApp,
     pub base: String,
     pub http: reqwest::Client,
     pub worker: DeliveryWorker,
@@ -73,6 +74,7 @@ impl World {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let telegram = ventanilla_social::fake::telegram::FakeTelegram::start().await;
         let mastodon = ventanilla_social::fake::mastodon::start().await;
+        let whatsapp = ventanilla_social::fake::whatsapp::FakeWhatsApp::start().await;
         let accounts = Accounts::new(Arc::clone(&log), Some(&key()), &base).with_telegram(
             ventanilla_social::telegram::TelegramClient::new(
                 telegram.base_url(),
@@ -92,10 +94,13 @@ impl World {
         )
         .unwrap()
         .with_telegram_base(telegram.base_url())
+        .unwrap()
+        .with_whatsapp_base(whatsapp.base_url())
         .unwrap();
         Self {
             telegram,
             mastodon,
+            whatsapp,
             op: Operator::new(Arc::clone(&log), "test-operator"),
             tickets: Tickets::new(Arc::clone(&log)),
             accounts,
