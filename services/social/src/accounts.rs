@@ -238,6 +238,7 @@ impl Accounts {
             Network::X => "x",
             Network::Telegram => "telegram",
             Network::WhatsApp => "whatsapp",
+            Network::Bluesky => "bluesky",
             // Polled: no webhook (the URL is not used).
             Network::Mastodon => "mastodon",
         };
@@ -272,7 +273,8 @@ impl Accounts {
         self.authorize_admin(tenant, by).await?;
         let network = Network::parse(&request.network).ok_or_else(|| SocialError::Invalid {
             field: "network",
-            problem: "must be one of facebook, instagram, x, mastodon, telegram, whatsapp".into(),
+            problem: "must be one of facebook, instagram, x, mastodon, telegram, whatsapp, bluesky"
+                .into(),
         })?;
         secret_ok("access_token", &request.access_token)?;
         let id = AccountId(Uuid::new_v4());
@@ -294,6 +296,24 @@ impl Accounts {
                 })?;
                 reach.instance = Some(instance.as_str().to_owned());
                 // Polled with the user token: no signing secret.
+                signing_secret = SecretString::from("");
+            }
+            Network::Bluesky => {
+                // The account's PDS (bsky.social unless it has its own), its
+                // handle or DID as the identifier, an app password as the
+                // token; signed in once per process and refreshed.
+                let pds = crate::mastodon::Instance::parse(
+                    request
+                        .instance
+                        .as_deref()
+                        .unwrap_or(crate::bluesky::DEFAULT_PDS),
+                )
+                .map_err(|e| SocialError::Invalid {
+                    field: "instance",
+                    problem: e.to_string(),
+                })?;
+                reach.instance = Some(pds.as_str().to_owned());
+                reach.handle = Some(request.external_id.trim().to_owned());
                 signing_secret = SecretString::from("");
             }
             Network::Telegram => {
@@ -342,7 +362,9 @@ impl Accounts {
             _ => secret_ok("signing_secret", &signing_secret)?,
         }
         let verify_token = match (network, &request.verify_token) {
-            (Network::X | Network::Mastodon | Network::Telegram, _) => SecretString::from(""),
+            (Network::X | Network::Mastodon | Network::Telegram | Network::Bluesky, _) => {
+                SecretString::from("")
+            }
             (_, Some(v)) => {
                 secret_ok("verify_token", v)?;
                 v.clone()
@@ -371,7 +393,7 @@ impl Accounts {
             // X accounts are polled for mentions (with or without webhook
             // access: a mention read both ways is stored once); Mastodon has
             // no webhooks for mentions.
-            poll_mentions: matches!(network, Network::X | Network::Mastodon),
+            poll_mentions: matches!(network, Network::X | Network::Mastodon | Network::Bluesky),
             reach,
             quota_left: self.quota_left(tenant).await?,
         };
@@ -434,7 +456,7 @@ impl Accounts {
         let signing_secret = match state.network {
             // Telegram's is ours (registered with the webhook), Mastodon has
             // none: keep them.
-            Network::Telegram | Network::Mastodon => {
+            Network::Telegram | Network::Mastodon | Network::Bluesky => {
                 self.credentials_of(tenant, &state).await?.signing_secret
             }
             _ => {
@@ -443,7 +465,9 @@ impl Accounts {
             }
         };
         let verify_token = match (state.network, verify_token) {
-            (Network::X | Network::Mastodon | Network::Telegram, _) => SecretString::from(""),
+            (Network::X | Network::Mastodon | Network::Telegram | Network::Bluesky, _) => {
+                SecretString::from("")
+            }
             (_, Some(v)) => {
                 secret_ok("verify_token", &v)?;
                 v

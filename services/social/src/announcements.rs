@@ -94,6 +94,7 @@ impl<'a> Content<'a> {
 ///   public posts).
 /// - Mastodon: as on X, within 500 characters as Mastodon counts (a URL is
 ///   23), the link after a blank line (its preview card shows).
+/// - Bluesky: as on X, within 300 characters, the link after a blank line.
 /// - Telegram: the title, a blank line and the body in a message to the
 ///   bot's channel, the link after it (with its preview).
 ///
@@ -126,6 +127,18 @@ pub fn compose(network: Network, content: &Content<'_>) -> Post {
                 crate::mastodon::MAX_STATUS_LENGTH
                     - link.map_or(0, |l| crate::mastodon::status_length(l) + 2),
                 crate::mastodon::status_length,
+            ),
+            link: link.map(str::to_owned),
+            image_url: None,
+        },
+        (Network::Bluesky, _) => Post {
+            // The connector adds the link after a blank line (a facet).
+            text: layout(
+                title,
+                body,
+                None,
+                crate::bluesky::MAX_GRAPHEMES - link.map_or(0, |l| chars(l) + 2),
+                chars,
             ),
             link: link.map(str::to_owned),
             image_url: None,

@@ -2021,3 +2021,36 @@ mod tests {
         ));
     }
 }
+
+/// The session keepers of a process, one per PDS (accounts on one PDS share
+/// its client): the poller and the delivery worker share them, so an
+/// account signs in once per process, not once per call.
+#[derive(Debug, Default)]
+pub struct Keepers {
+    http: reqwest::Client,
+    by_base: StdMutex<HashMap<String, Arc<SessionKeeper>>>,
+}
+
+impl Keepers {
+    /// Keepers calling through `http`.
+    pub fn new(http: reqwest::Client) -> Self {
+        Keepers {
+            http,
+            by_base: StdMutex::new(HashMap::new()),
+        }
+    }
+
+    /// The keeper of the PDS at `base`.
+    pub fn for_base(&self, base: &str) -> Arc<SessionKeeper> {
+        let mut map = self
+            .by_base
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(map.entry(base.to_owned()).or_insert_with(|| {
+            Arc::new(SessionKeeper::new(BlueskyClient::new(
+                base,
+                self.http.clone(),
+            )))
+        }))
+    }
+}

@@ -54,8 +54,8 @@ impl Handler for ConversationsProjection {
                 continue;
             };
             sqlx::query(
-                "INSERT INTO social_messages (tenant_id, channel, platform_id, account_id, kind, thread, author_id, sent_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                "INSERT INTO social_messages (tenant_id, channel, platform_id, account_id, kind, thread, author_id, sent_at, reply_context) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
             )
             .bind(tenant)
             .bind(&m.channel)
@@ -65,6 +65,7 @@ impl Handler for ConversationsProjection {
             .bind(&m.thread)
             .bind(&m.author.platform_user_id)
             .bind(m.sent_at)
+            .bind(&m.reply_context)
             .execute(tx.conn().await?)
             .await?;
         }
@@ -83,6 +84,8 @@ pub struct RecordedMessage {
     pub thread: String,
     /// The author's id on the network.
     pub author_id: String,
+    /// What the network needs to answer it, if anything.
+    pub reply_context: Option<serde_json::Value>,
 }
 
 /// The message with this platform id on `channel`, in the connection's
@@ -93,7 +96,7 @@ pub async fn find(
     platform_id: &str,
 ) -> Result<Option<RecordedMessage>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT account_id, kind, thread, author_id FROM social_messages \
+        "SELECT account_id, kind, thread, author_id, reply_context FROM social_messages \
          WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid \
            AND channel = $1 AND platform_id = $2",
     )

@@ -26,11 +26,24 @@ pub async fn record(
     account: AccountId,
     messages: Vec<Inbound>,
 ) -> anyhow::Result<usize> {
+    record_with(log, tenant, account, messages, |_| None).await
+}
+
+/// [`record`], each message with what its network needs to answer it
+/// (`reply_context` of `social.message_received`), by platform id.
+pub async fn record_with(
+    log: &PgEventLog,
+    tenant: TenantId,
+    account: AccountId,
+    messages: Vec<Inbound>,
+    reply_context: impl Fn(&str) -> Option<serde_json::Value>,
+) -> anyhow::Result<usize> {
     let stream = inbound_stream(account)?;
     let correlation = Uuid::new_v4();
     let mut new = 0;
     for m in messages {
         let event = MessageReceived {
+            reply_context: reply_context(&m.platform_id),
             account,
             channel: m.channel.to_owned(),
             kind: m.kind,

@@ -8,12 +8,14 @@
 //! - [`x`]: X (API v2, Account Activity webhooks);
 //! - [`mastodon`]: Mastodon (per-instance accounts, mentions polled);
 //! - [`telegram`]: Telegram bots (webhooks with a secret token);
-//! - [`whatsapp`], [`bluesky`], [`email`]: connectors of issue #7 not
-//!   wired into the service yet;
+//! - [`whatsapp`]: WhatsApp Cloud API (Meta's webhooks, the 24-hour
+//!   window);
+//! - [`bluesky`]: Bluesky (sessions kept, notifications polled);
+//! - [`email`]: e-mail (being wired);
 //! - [`vault`]: credentials encrypted at rest;
 //! - [`webhooks`]: the endpoints the networks call; [`ingest`]: recording
-//!   what citizens wrote; [`polling`]: X and Mastodon mentions read by
-//!   polling;
+//!   what citizens wrote; [`polling`]: X, Mastodon and Bluesky mentions
+//!   read by polling;
 //!   [`outbound`]: replies and posts queued and sent;
 //!   [`publications`]: staff posts on linked accounts; [`announcements`]:
 //!   the council's published announcements posted on the accounts they
@@ -171,13 +173,21 @@ impl Module for SocialService {
             Duration::from_millis(self.settings.delivery_interval_ms.max(50)),
         )?
         .with_telegram_base(&self.settings.telegram_base_url)?;
+        // One Bluesky session per account and process, shared.
+        let bluesky = Arc::new(bluesky::Keepers::new(
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()?,
+        ));
+        let worker = worker.with_bluesky(Arc::clone(&bluesky));
         let worker = tokio::spawn(worker.run(shutdown.clone()));
         let poller = polling::MentionPoller::new(
             self.accounts(),
             Arc::clone(&self.log),
             &x_base,
             Duration::from_secs(self.settings.poll_interval_secs.max(5)),
-        )?;
+        )?
+        .with_bluesky(bluesky);
         let poller = tokio::spawn(poller.run(shutdown.clone()));
         tracing::info!(
             service = "social",

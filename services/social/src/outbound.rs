@@ -53,7 +53,7 @@ use crate::accounts::{Accounts, SocialError};
 use crate::connector::{OutboundReply, Post, ReplyTarget, SendError, Sent};
 use crate::conversations;
 use crate::publications::Publications;
-use crate::{announcements, mastodon, meta, telegram, whatsapp, x};
+use crate::{announcements, bluesky, mastodon, meta, telegram, whatsapp, x};
 
 /// The subscription's name.
 pub const SUBSCRIPTION: &str = "social:outbound";
@@ -339,6 +339,7 @@ pub struct DeliveryWorker {
     mastodon: mastodon::MastodonClient,
     telegram: telegram::TelegramClient,
     whatsapp: whatsapp::WhatsAppClient,
+    bluesky: Arc<bluesky::Keepers>,
     interval: Duration,
 }
 
@@ -363,9 +364,17 @@ impl DeliveryWorker {
             x: x::XClient::new(x_base, http.clone()),
             mastodon: mastodon::MastodonClient::new(http.clone()),
             whatsapp: whatsapp::WhatsAppClient::new(graph_base, http.clone()),
+            bluesky: Arc::new(bluesky::Keepers::new(http.clone())),
             telegram: telegram::TelegramClient::new(telegram::API_BASE, http),
             interval,
         })
+    }
+
+    /// Shares Bluesky sessions with the poller (one sign-in per account
+    /// and process).
+    pub fn with_bluesky(mut self, keepers: Arc<bluesky::Keepers>) -> Self {
+        self.bluesky = keepers;
+        self
     }
 
     /// Calls WhatsApp's Cloud API at `base` (a local fake in tests) instead
@@ -672,6 +681,27 @@ impl DeliveryWorker {
                     self.telegram.publish(&creds, channel, &post).await
                 }
                 Network::WhatsApp => self.whatsapp.publish(&creds, &post).await,
+                Network::Bluesky => {
+                    let keeper = self.bluesky.for_base(
+                        state.reach.instance.as_deref().unwrap_or(bluesky::DEFAULT_PDS),
+                    );
+                    let key = account.0.to_string();
+                    let options = bluesky::PostOptions::default();
+                    match keeper.session(&key, &creds).await {
+                        Ok(session) => match keeper.client().post(&session, &post, &options).await {
+                            Err(SendError::TokenExpired { .. }) => {
+                                match keeper.renew(&key, &creds, &session).await {
+                                    Ok(renewed) => {
+                                        keeper.client().post(&renewed, &post, &options).await
+                                    }
+                                    Err(e) => Err(e),
+                                }
+                            }
+                            other => other,
+                        },
+                        Err(e) => Err(e),
+                    }
+                }
             }
             .map_err(Failure::Send)
         }
@@ -792,6 +822,11 @@ impl DeliveryWorker {
             Network::X => (self.x.send(&creds, &reply).await, None),
             Network::Telegram => (self.telegram.send(&creds, &reply).await, None),
             Network::WhatsApp => self.whatsapp.send_with_usage(&creds, &reply, None).await,
+            Network::Bluesky => (
+                self.bluesky_reply(tenant, &state, &creds, &reply, account)
+                    .await,
+                None,
+            ),
             Network::Mastodon => (
                 self.mastodon_reply(tenant, &state, &creds, &reply, q.account_id, message)
                     .await,
@@ -874,6 +909,81 @@ impl DeliveryWorker {
     }
 }
 
+impl DeliveryWorker {
+    /// A reply on Bluesky: a post answering the citizen's, with the
+    /// thread's root and the post answered (their cids were recorded with
+    /// the message). Bluesky's private messages are not supported.
+    async fn bluesky_reply(
+        &self,
+        tenant: TenantId,
+        state: &AccountDetails,
+        creds: &crate::connector::Credentials,
+        reply: &OutboundReply,
+        account: AccountId,
+    ) -> Result<Sent, SendError> {
+        let refused = |reason: &str| SendError::Rejected {
+            network: "bluesky",
+            reason: reason.to_owned(),
+        };
+        let ReplyTarget::Public { in_reply_to } = &reply.target else {
+            return Err(refused(
+                "Bluesky private messages are not supported; answer on another channel",
+            ));
+        };
+        let mut tx = begin_for_tenant(self.runner.log().pool(), tenant)
+            .await
+            .map_err(|e| temporary("bluesky", &e))?;
+        let answered = conversations::find(&mut tx, "bluesky", in_reply_to)
+            .await
+            .map_err(|e| temporary("bluesky", &e))?;
+        tx.commit().await.map_err(|e| temporary("bluesky", &e))?;
+        let refs: bluesky::PostRefs = answered
+            .and_then(|m| m.reply_context)
+            .and_then(|c| serde_json::from_value(c).ok())
+            .ok_or_else(|| {
+                refused(
+                    "the citizen's Bluesky post is not known well enough to answer it (no cid recorded); answer on another channel",
+                )
+            })?;
+        let thread = refs.reply_refs();
+        let keeper = self.bluesky.for_base(
+            state
+                .reach
+                .instance
+                .as_deref()
+                .unwrap_or(bluesky::DEFAULT_PDS),
+        );
+        let key = account.0.to_string();
+        let options = bluesky::PostOptions::default();
+        let session = keeper.session(&key, creds).await?;
+        let client = keeper.client();
+        match client
+            .reply(
+                &session,
+                &reply.text,
+                &thread.parent,
+                &thread.root,
+                &options,
+            )
+            .await
+        {
+            Err(SendError::TokenExpired { .. }) => {
+                let renewed = keeper.renew(&key, creds, &session).await?;
+                client
+                    .reply(
+                        &renewed,
+                        &reply.text,
+                        &thread.parent,
+                        &thread.root,
+                        &options,
+                    )
+                    .await
+            }
+            other => other,
+        }
+    }
+}
+
 /// A Mastodon account's instance, as linked.
 fn instance_of(state: &AccountDetails) -> Result<mastodon::Instance, Failure> {
     mastodon::Instance::parse(state.reach.instance.as_deref().unwrap_or_default())
@@ -898,6 +1008,7 @@ fn temporary(channel: &str, e: &dyn std::fmt::Display) -> SendError {
             Some(Network::Mastodon) => "mastodon",
             Some(Network::Telegram) => "telegram",
             Some(Network::WhatsApp) => "whatsapp",
+            Some(Network::Bluesky) => "bluesky",
             None => "the network",
         },
         reason: "the platform could not prepare the call".into(),

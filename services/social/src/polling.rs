@@ -1,6 +1,7 @@
 //! The mention poller: for X accounts (webhook access is an expensive tier,
 //! and polling also fills gaps when a webhook delivery was lost) and
-//! Mastodon accounts (which have no webhooks for mentions), reads the
+//! Mastodon and Bluesky accounts (which have no webhooks for mentions),
+//! reads the
 //! account's mentions newer than its cursor, page by page, records each as
 //! a `social.message_received` event (the same id as by webhook, so a
 //! mention read both ways is stored once), and only then moves the cursor
@@ -29,7 +30,7 @@ use ventanilla_social_domain::account::{
 
 use crate::accounts::Accounts;
 use crate::connector::SendError;
-use crate::{ingest, mastodon, x};
+use crate::{bluesky, ingest, mastodon, x};
 
 /// The most pages read per account and tick (100 mentions each).
 pub const MAX_PAGES: usize = 10;
@@ -41,6 +42,7 @@ pub struct MentionPoller {
     log: Arc<PgEventLog>,
     x: x::XClient,
     mastodon: mastodon::MastodonClient,
+    bluesky: Arc<bluesky::Keepers>,
     interval: Duration,
 }
 
@@ -59,9 +61,17 @@ impl MentionPoller {
             accounts,
             log,
             x: x::XClient::new(x_base, http.clone()),
-            mastodon: mastodon::MastodonClient::new(http),
+            mastodon: mastodon::MastodonClient::new(http.clone()),
+            bluesky: Arc::new(bluesky::Keepers::new(http)),
             interval,
         })
+    }
+
+    /// Shares Bluesky sessions with the delivery worker (one sign-in per
+    /// account and process).
+    pub fn with_bluesky(mut self, keepers: Arc<bluesky::Keepers>) -> Self {
+        self.bluesky = keepers;
+        self
     }
 
     /// One pass over every polled account. Returns how many new mentions
@@ -112,6 +122,41 @@ impl MentionPoller {
                 };
                 let recorded = ingest::record(&self.log, tenant, account, found.messages).await?;
                 (recorded, found.newest_notification_id)
+            }
+            Network::Bluesky => {
+                let pds = state
+                    .reach
+                    .instance
+                    .as_deref()
+                    .unwrap_or(bluesky::DEFAULT_PDS);
+                let keeper = self.bluesky.for_base(pds);
+                let key = account.0.to_string();
+                let polled = async {
+                    let session = keeper.session(&key, &creds).await?;
+                    match keeper.client().mentions(&session, since.as_deref()).await {
+                        Err(SendError::TokenExpired { .. }) => {
+                            let renewed = keeper.renew(&key, &creds, &session).await?;
+                            keeper.client().mentions(&renewed, since.as_deref()).await
+                        }
+                        other => other,
+                    }
+                };
+                let found = match polled.await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        if e.degrades_account() {
+                            self.health(tenant, account, &e).await;
+                        }
+                        anyhow::bail!("{e}");
+                    }
+                };
+                let refs = found.refs;
+                let recorded =
+                    ingest::record_with(&self.log, tenant, account, found.messages, |uri| {
+                        refs.get(uri).and_then(|r| serde_json::to_value(r).ok())
+                    })
+                    .await?;
+                (recorded, found.newest_uri)
             }
             _ => self.poll_x(tenant, account, &creds, since).await?,
         };

@@ -45,17 +45,20 @@ pub enum Network {
     Telegram,
     /// A WhatsApp Business phone number (Cloud API).
     WhatsApp,
+    /// A Bluesky account, on its PDS.
+    Bluesky,
 }
 
 impl Network {
     /// Every network, in a stable order.
-    pub const ALL: [Network; 6] = [
+    pub const ALL: [Network; 7] = [
         Network::Facebook,
         Network::Instagram,
         Network::X,
         Network::Mastodon,
         Network::Telegram,
         Network::WhatsApp,
+        Network::Bluesky,
     ];
 
     /// The network's name, which is also the tickets service's channel name.
@@ -67,6 +70,7 @@ impl Network {
             Network::Mastodon => "mastodon",
             Network::Telegram => "telegram",
             Network::WhatsApp => "whatsapp",
+            Network::Bluesky => "bluesky",
         }
     }
 
@@ -423,6 +427,9 @@ impl Decider for Account {
             AccountCommand::AdvanceCursor { since_id } => {
                 let newer = match &a.since_id {
                     None => true,
+                    // Bluesky's cursor is the last notification seen, not
+                    // an ordered id.
+                    Some(old) if a.network == Network::Bluesky => old != since_id,
                     Some(old) => later_id(since_id, old),
                 };
                 if !newer {

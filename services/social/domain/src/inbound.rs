@@ -90,6 +90,11 @@ pub struct MessageReceived {
     pub text: String,
     /// When the platform says it was written.
     pub sent_at: DateTime<Utc>,
+    /// What the network needs, besides the platform id, to answer it
+    /// (Bluesky: the post's cid and its thread's root); opaque to everyone
+    /// but the network's connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_context: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

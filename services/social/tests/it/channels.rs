@@ -340,3 +340,112 @@ async fn a_whatsapp_message_becomes_a_ticket_once_and_is_answered_within_the_win
         }
     }
 }
+
+#[tokio::test]
+async fn bluesky_mentions_are_polled_once_and_answered_in_their_thread_with_one_sign_in() {
+    use ventanilla_social::bluesky::Keepers;
+    use ventanilla_social::fake::bluesky::{APP_PASSWORD, FakeBluesky, OWN_HANDLE};
+    let w = World::new().await;
+    let c = w.council("lugo").await;
+    let pds = FakeBluesky::start().await;
+    let (account, _) = w
+        .accounts
+        .link(
+            c.tenant,
+            c.admin,
+            &LinkRequest {
+                network: "bluesky".into(),
+                external_id: OWN_HANDLE.into(),
+                name: "Concello de Lugo".into(),
+                access_token: SecretString::from(APP_PASSWORD),
+                signing_secret: SecretString::from(""),
+                verify_token: None,
+                human_agent: false,
+                instance: Some(pds.base_url().into()),
+                handle: None,
+                publish_to: None,
+            },
+        )
+        .await
+        .unwrap();
+    let (own_uri, own_cid) = pds.push_own_post("Mañana, corte de agua en el centro.");
+    let (mention, _) = pds.push_mention(
+        "vecina.bsky.social",
+        "@concello.bsky.social hay un bache en la rúa Nova",
+        None,
+    );
+    let (answer, _) = pds.push_mention(
+        "vecino.bsky.social",
+        "¿A qué hora vuelve el agua?",
+        Some((
+            own_uri.as_str(),
+            own_cid.as_str(),
+            (own_uri.as_str(), own_cid.as_str()),
+        )),
+    );
+    let keepers = std::sync::Arc::new(Keepers::new(reqwest::Client::new()));
+    let poller = MentionPoller::new(
+        w.accounts.clone(),
+        std::sync::Arc::clone(&w.log),
+        &w.x.base_url,
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap()
+    .with_bluesky(std::sync::Arc::clone(&keepers));
+    assert_eq!(poller.poll(c.tenant, account).await.unwrap(), 2);
+    assert_eq!(
+        poller.poll(c.tenant, account).await.unwrap(),
+        0,
+        "nothing twice"
+    );
+    let worker = ventanilla_social::outbound::DeliveryWorker::new(
+        w.accounts.clone(),
+        std::sync::Arc::clone(&w.log),
+        &w.graph.base_url,
+        &w.x.base_url,
+        std::time::Duration::from_millis(100),
+    )
+    .unwrap()
+    .with_bluesky(keepers);
+    w.settle().await;
+    let tickets = inbox(&w, &c).await;
+    assert_eq!(tickets.len(), 2, "{tickets:?}");
+    for t in &tickets {
+        reply(&w, &c, t.ticket_id, "Gracias, lo miramos.").await;
+    }
+    w.drain(ventanilla_social::outbound::SUBSCRIPTION, w.outbound())
+        .await;
+    worker.tick(chrono::Utc::now()).await.unwrap();
+    w.settle().await;
+    let replies: Vec<_> = pds
+        .records()
+        .into_iter()
+        .filter(|r| r.record["text"] == "Gracias, lo miramos.")
+        .collect();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    let to_mention = replies
+        .iter()
+        .find(|r| r.record["reply"]["parent"]["uri"] == mention.as_str())
+        .unwrap();
+    assert_eq!(to_mention.record["reply"]["root"]["uri"], mention.as_str());
+    let to_answer = replies
+        .iter()
+        .find(|r| r.record["reply"]["parent"]["uri"] == answer.as_str())
+        .unwrap();
+    assert_eq!(
+        to_answer.record["reply"]["root"]["uri"],
+        own_uri.as_str(),
+        "a reply to a reply keeps the thread's root"
+    );
+    assert_eq!(
+        pds.logins(),
+        1,
+        "one sign-in, shared by the poller and the worker"
+    );
+    for t in &tickets {
+        assert_eq!(
+            sent_state(&w, &c, t.ticket_id).await.as_deref(),
+            Some("sent")
+        );
+    }
+}

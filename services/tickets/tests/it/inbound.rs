@@ -32,6 +32,7 @@ fn message(
     text: &str,
 ) -> MessageReceived {
     MessageReceived {
+        reply_context: None,
         account: AccountId(Uuid::from_u128(77)),
         channel: channel.into(),
         kind,
