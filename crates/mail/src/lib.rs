@@ -15,6 +15,9 @@
 //!   and [`MailError::Permanent`] (5xx: e.g. no such user) must not be
 //!   retried, [`MailError::Temporary`] (4xx, connection trouble, timeouts)
 //!   may be.
+//! * [`receiver::SmtpReceiver`] is the SMTP server the platform runs for
+//!   incoming mail (the MX points at it): it hands each message to a
+//!   [`receiver::MailHandler`] and says `250` only once the handler stored it.
 //! * With the `sink` feature, [`sink::SmtpSink`] is a local SMTP server for
 //!   tests, the simulator and the benchmark.
 //!
@@ -26,6 +29,7 @@
 mod error;
 mod mailer;
 mod message;
+pub mod receiver;
 #[cfg(feature = "sink")]
 pub mod sink;
 
