@@ -744,3 +744,30 @@ impl Handler for AccountsProjection {
         Ok(())
     }
 }
+
+/// Where the API of an account on its own server is (a Mastodon instance,
+/// a Bluesky PDS): the server it was linked with — or, in simulator mode,
+/// the simulated server of its network, whatever was linked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Servers {
+    /// The simulated Mastodon instance, in simulator mode.
+    pub mastodon: Option<String>,
+    /// The simulated Bluesky PDS, in simulator mode.
+    pub bluesky: Option<String>,
+}
+
+impl Servers {
+    /// The base URL to call for `state`'s account.
+    pub fn base_of(&self, state: &ventanilla_social_domain::account::AccountDetails) -> String {
+        let linked = state.reach.instance.clone();
+        match state.network {
+            Network::Mastodon => self.mastodon.clone().or(linked).unwrap_or_default(),
+            Network::Bluesky => self
+                .bluesky
+                .clone()
+                .or(linked)
+                .unwrap_or_else(|| crate::bluesky::DEFAULT_PDS.to_owned()),
+            _ => linked.unwrap_or_default(),
+        }
+    }
+}

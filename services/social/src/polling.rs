@@ -28,7 +28,7 @@ use ventanilla_social_domain::account::{
     self, Account, AccountCommand, AccountId, Health, Network,
 };
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, Servers};
 use crate::connector::SendError;
 use crate::{bluesky, ingest, mastodon, x};
 
@@ -43,6 +43,7 @@ pub struct MentionPoller {
     x: x::XClient,
     mastodon: mastodon::MastodonClient,
     bluesky: Arc<bluesky::Keepers>,
+    servers: Servers,
     interval: Duration,
 }
 
@@ -63,8 +64,15 @@ impl MentionPoller {
             x: x::XClient::new(x_base, http.clone()),
             mastodon: mastodon::MastodonClient::new(http.clone()),
             bluesky: Arc::new(bluesky::Keepers::new(http)),
+            servers: Servers::default(),
             interval,
         })
+    }
+
+    /// Polls the simulated Mastodon and Bluesky servers (simulator mode).
+    pub fn with_servers(mut self, servers: Servers) -> Self {
+        self.servers = servers;
+        self
     }
 
     /// Shares Bluesky sessions with the delivery worker (one sign-in per
@@ -105,7 +113,7 @@ impl MentionPoller {
         let (recorded, newest) = match state.network {
             Network::Mastodon => {
                 let instance =
-                    mastodon::Instance::parse(state.reach.instance.as_deref().unwrap_or_default())
+                    mastodon::Instance::parse(&self.servers.base_of(&state))
                         .map_err(|e| anyhow::anyhow!("the account's instance: {e}"))?;
                 let found = match self
                     .mastodon
@@ -124,12 +132,8 @@ impl MentionPoller {
                 (recorded, found.newest_notification_id)
             }
             Network::Bluesky => {
-                let pds = state
-                    .reach
-                    .instance
-                    .as_deref()
-                    .unwrap_or(bluesky::DEFAULT_PDS);
-                let keeper = self.bluesky.for_base(pds);
+                let pds = self.servers.base_of(&state);
+                let keeper = self.bluesky.for_base(&pds);
                 let key = account.0.to_string();
                 let polled = async {
                     let session = keeper.session(&key, &creds).await?;
