@@ -184,6 +184,21 @@ pub const KEYS: &[Key] = &[
         "Telegram's Bot API (a local fake in tests)",
     ),
     key(
+        "social.mail_bind",
+        None,
+        "where the SMTP receiver listens for citizens' mail to linked mailboxes (e.g. 0.0.0.0:25 behind the MX, or 127.0.0.1:2525); unset, no mail is received",
+    ),
+    key(
+        "social.smtp_url",
+        Some("smtp://127.0.0.1:25"),
+        "the SMTP relay replies to citizens' mail are sent through",
+    ),
+    key(
+        "social.mail_max_bytes",
+        Some("26214400"),
+        "the largest mail accepted, in bytes (larger is refused with 552)",
+    ),
+    key(
         "social.poll_interval_secs",
         Some("60"),
         "how often X mentions are polled (accounts without webhook access, and gaps)",
@@ -254,6 +269,31 @@ pub const KEYS: &[Key] = &[
         "true: serve runs a local SMTP server that keeps the mail it receives under .local/mail (development and demos only)",
     ),
     key(
+        "gateway.operator_token",
+        None,
+        "the operator's bearer token for the GraphQL API (a long random secret, compared in constant time); unset, nobody has operator access",
+    ),
+    key(
+        "gateway.introspection",
+        Some("true"),
+        "false: the GraphQL schema cannot be introspected (schema/ventanilla.graphql is the published schema)",
+    ),
+    key(
+        "gateway.max_depth",
+        Some("12"),
+        "deepest GraphQL query accepted (fields nested)",
+    ),
+    key(
+        "gateway.max_complexity",
+        Some("1000"),
+        "costliest GraphQL query accepted (each field counts 1, a page's fields count once per item asked)",
+    ),
+    key(
+        "gateway.max_page_size",
+        Some("100"),
+        "most items one GraphQL page may ask for (`first`)",
+    ),
+    key(
         "shutdown.grace_secs",
         Some("20"),
         "on SIGTERM, how long to wait for requests and modules to finish",
@@ -278,6 +318,26 @@ pub struct Settings {
     pub social: SocialSettings,
     /// Notifications ("Avísame cuando…").
     pub notify: NotifySettings,
+    /// The GraphQL gateway.
+    pub gateway: GatewaySettings,
+}
+
+/// The GraphQL gateway: who may act as the operator, and the limits every
+/// query is held to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// The operator's bearer token (`None`: no operator access through the
+    /// API). Never logged.
+    pub operator_token: Option<SecretString>,
+    /// Whether the schema may be introspected.
+    pub introspection: bool,
+    /// Deepest query accepted, in nested fields.
+    pub max_depth: usize,
+    /// Costliest query accepted.
+    pub max_complexity: usize,
+    /// Most items one page may ask for.
+    pub max_page_size: u32,
 }
 
 /// Notifications to subscribers ("Avísame cuando…").
@@ -324,6 +384,12 @@ pub struct SocialSettings {
     pub x_base_url: String,
     /// Telegram's Bot API base URL.
     pub telegram_base_url: String,
+    /// Where the SMTP receiver listens (unset: no mail received).
+    pub mail_bind: Option<SocketAddr>,
+    /// The relay replies by e-mail go through (may hold credentials).
+    pub smtp_url: SecretString,
+    /// The largest mail accepted.
+    pub mail_max_bytes: usize,
     /// How often the delivery worker looks for due replies, in ms.
     pub delivery_interval_ms: u64,
     /// How often X mentions are polled, in seconds.
@@ -661,6 +727,11 @@ mod tests {
         assert_eq!(s.log.format, LogFormat::Pretty);
         assert_eq!(s.log.filter, "info,sqlx=warn");
         assert_eq!(s.shutdown.grace(), Duration::from_secs(20));
+        assert!(s.gateway.operator_token.is_none());
+        assert!(s.gateway.introspection);
+        assert_eq!(s.gateway.max_depth, 12);
+        assert_eq!(s.gateway.max_complexity, 1000);
+        assert_eq!(s.gateway.max_page_size, 100);
     }
 
     #[test]
@@ -816,12 +887,14 @@ mod tests {
             env(&[
                 ("DATABASE_URL", "postgres://u:hunter2@h/d"),
                 ("VENTANILLA__DATABASE__APP_PASSWORD", "swordfish"),
+                ("VENTANILLA__GATEWAY__OPERATOR_TOKEN", "opensesame"),
             ]),
         )
         .unwrap();
         let debug = format!("{s:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!debug.contains("swordfish"), "{debug}");
+        assert!(!debug.contains("opensesame"), "{debug}");
     }
 
     #[test]

@@ -239,6 +239,8 @@ impl Accounts {
             Network::Telegram => "telegram",
             Network::WhatsApp => "whatsapp",
             Network::Bluesky => "bluesky",
+            // Received by the SMTP receiver: the address is the way in.
+            Network::Email => "email",
             // Polled: no webhook (the URL is not used).
             Network::Mastodon => "mastodon",
         };
@@ -273,10 +275,12 @@ impl Accounts {
         self.authorize_admin(tenant, by).await?;
         let network = Network::parse(&request.network).ok_or_else(|| SocialError::Invalid {
             field: "network",
-            problem: "must be one of facebook, instagram, x, mastodon, telegram, whatsapp, bluesky"
+            problem: "must be one of facebook, instagram, x, mastodon, telegram, whatsapp, bluesky, email"
                 .into(),
         })?;
-        secret_ok("access_token", &request.access_token)?;
+        if network != Network::Email {
+            secret_ok("access_token", &request.access_token)?;
+        }
         let id = AccountId(Uuid::new_v4());
         let mut external_id = request.external_id.clone();
         let mut reach = Reach {
@@ -296,6 +300,25 @@ impl Accounts {
                 })?;
                 reach.instance = Some(instance.as_str().to_owned());
                 // Polled with the user token: no signing secret.
+                signing_secret = SecretString::from("");
+            }
+            Network::Email => {
+                // A mailbox: its address is its id (mail to it arrives
+                // through the platform's SMTP receiver; replies leave
+                // through the platform's relay, From this address).
+                let address = external_id.trim().to_ascii_lowercase();
+                let ok = address.split_once('@').is_some_and(|(l, d)| {
+                    !l.is_empty() && d.contains('.') && !address.contains(char::is_whitespace)
+                });
+                if !ok {
+                    return Err(SocialError::Invalid {
+                        field: "external_id",
+                        problem:
+                            "must be the mailbox's address, e.g. lugo@correo.ventanilla.example"
+                                .into(),
+                    });
+                }
+                external_id = address;
                 signing_secret = SecretString::from("");
             }
             Network::Bluesky => {
@@ -362,9 +385,14 @@ impl Accounts {
             _ => secret_ok("signing_secret", &signing_secret)?,
         }
         let verify_token = match (network, &request.verify_token) {
-            (Network::X | Network::Mastodon | Network::Telegram | Network::Bluesky, _) => {
-                SecretString::from("")
-            }
+            (
+                Network::X
+                | Network::Mastodon
+                | Network::Telegram
+                | Network::Bluesky
+                | Network::Email,
+                _,
+            ) => SecretString::from(""),
             (_, Some(v)) => {
                 secret_ok("verify_token", v)?;
                 v.clone()
@@ -456,7 +484,7 @@ impl Accounts {
         let signing_secret = match state.network {
             // Telegram's is ours (registered with the webhook), Mastodon has
             // none: keep them.
-            Network::Telegram | Network::Mastodon | Network::Bluesky => {
+            Network::Telegram | Network::Mastodon | Network::Bluesky | Network::Email => {
                 self.credentials_of(tenant, &state).await?.signing_secret
             }
             _ => {
@@ -465,9 +493,14 @@ impl Accounts {
             }
         };
         let verify_token = match (state.network, verify_token) {
-            (Network::X | Network::Mastodon | Network::Telegram | Network::Bluesky, _) => {
-                SecretString::from("")
-            }
+            (
+                Network::X
+                | Network::Mastodon
+                | Network::Telegram
+                | Network::Bluesky
+                | Network::Email,
+                _,
+            ) => SecretString::from(""),
             (_, Some(v)) => {
                 secret_ok("verify_token", &v)?;
                 v

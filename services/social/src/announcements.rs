@@ -108,7 +108,7 @@ pub fn compose(network: Network, content: &Content<'_>) -> Post {
             link: None,
             image_url: Some(image.to_owned()),
         },
-        (Network::Facebook | Network::Instagram | Network::WhatsApp, _) => Post {
+        (Network::Facebook | Network::Instagram | Network::WhatsApp | Network::Email, _) => Post {
             text: layout(title, body, None, TEXT_MAX, chars),
             link: link.map(str::to_owned),
             image_url: None,

@@ -1231,13 +1231,27 @@ fn attachments(message: &Message<'_>, max_attachment: usize) -> Vec<AttachmentMe
 // Outbound
 // ---------------------------------------------------------------------------
 
-/// The message a reply answers, as the platform recorded it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The message a reply answers, as the platform recorded it (kept with
+/// the message as its `reply_context`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct EmailThread {
     /// Its `Message-ID`, without brackets.
     pub message_id: String,
     /// Its `References`, oldest first, without brackets.
     pub references: Vec<String>,
+}
+
+/// A mail's subject as a ticket's: without the `Re:`, `Fwd:`, `RV:`…
+/// prefixes replies pile up.
+pub fn ticket_subject(subject: &str) -> String {
+    let mut rest = one_line(subject, MAX_SUBJECT);
+    while let Some((_, after)) = reply_prefix(&rest) {
+        if after.len() >= rest.len() {
+            break;
+        }
+        rest = after.trim_start().to_owned();
+    }
+    rest.trim().to_owned()
 }
 
 /// The subject of a reply: `Re: [REF] subject`, whatever `Re:`, `RE:`,

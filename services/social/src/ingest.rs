@@ -26,24 +26,37 @@ pub async fn record(
     account: AccountId,
     messages: Vec<Inbound>,
 ) -> anyhow::Result<usize> {
-    record_with(log, tenant, account, messages, |_| None).await
+    record_with(log, tenant, account, messages, |_| Extra::default()).await
 }
 
-/// [`record`], each message with what its network needs to answer it
-/// (`reply_context` of `social.message_received`), by platform id.
+/// What a message carries besides the connector's [`Inbound`].
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// What its network needs to answer it (`reply_context`).
+    pub reply_context: Option<serde_json::Value>,
+    /// Its subject, where the channel has one.
+    pub subject: Option<String>,
+}
+
+/// [`record`], each message with its [`Extra`], by platform id.
 pub async fn record_with(
     log: &PgEventLog,
     tenant: TenantId,
     account: AccountId,
     messages: Vec<Inbound>,
-    reply_context: impl Fn(&str) -> Option<serde_json::Value>,
+    extra: impl Fn(&str) -> Extra,
 ) -> anyhow::Result<usize> {
     let stream = inbound_stream(account)?;
     let correlation = Uuid::new_v4();
     let mut new = 0;
     for m in messages {
+        let Extra {
+            reply_context,
+            subject,
+        } = extra(&m.platform_id);
         let event = MessageReceived {
-            reply_context: reply_context(&m.platform_id),
+            reply_context,
+            subject,
             account,
             channel: m.channel.to_owned(),
             kind: m.kind,

@@ -11,7 +11,8 @@
 //! - [`whatsapp`]: WhatsApp Cloud API (Meta's webhooks, the 24-hour
 //!   window);
 //! - [`bluesky`]: Bluesky (sessions kept, notifications polled);
-//! - [`email`]: e-mail (being wired);
+//! - [`email`]: e-mail (parsing, threading, replies) and [`mailbox`]: the
+//!   SMTP receiver's handler for linked mailboxes;
 //! - [`vault`]: credentials encrypted at rest;
 //! - [`webhooks`]: the endpoints the networks call; [`ingest`]: recording
 //!   what citizens wrote; [`polling`]: X, Mastodon and Bluesky mentions
@@ -43,6 +44,7 @@ pub mod email;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 pub mod ingest;
+pub mod mailbox;
 pub mod mastodon;
 pub mod meta;
 pub mod outbound;
@@ -100,6 +102,20 @@ impl SocialService {
             http,
         ))
     }
+}
+
+/// The domain of the platform's Message-IDs and SMTP greeting: the host of
+/// its public URL, or `ventanilla.localhost` for an address.
+fn mail_domain(public_url: &str) -> String {
+    public_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .filter(|h| h.contains('.') && h.parse::<std::net::IpAddr>().is_err())
+        .map_or_else(
+            || "ventanilla.localhost".to_owned(),
+            str::to_ascii_lowercase,
+        )
 }
 
 impl SocialService {
@@ -179,8 +195,36 @@ impl Module for SocialService {
                 .timeout(Duration::from_secs(20))
                 .build()?,
         ));
-        let worker = worker.with_bluesky(Arc::clone(&bluesky));
+        let mail_domain = mail_domain(&self.settings.public_url);
+        let mailer = ventanilla_mail::Mailer::new(&ventanilla_mail::MailerConfig {
+            url: secrecy::ExposeSecret::expose_secret(&self.settings.smtp_url).to_owned(),
+            pool_size: 4,
+            timeout: Duration::from_secs(30),
+        })
+        .map_err(|e| anyhow::anyhow!("social.smtp_url: {e}"))?;
+        let worker = worker
+            .with_bluesky(Arc::clone(&bluesky))
+            .with_mailer(Arc::new(mailer), &mail_domain);
         let worker = tokio::spawn(worker.run(shutdown.clone()));
+        // Citizens' mail to linked mailboxes, when a receiver is configured.
+        let receiver = match self.settings.mail_bind {
+            Some(bind) => {
+                let mut config = ventanilla_mail::receiver::ReceiverConfig::new(bind);
+                config.hostname = mail_domain.clone();
+                config.max_message_bytes = self.settings.mail_max_bytes;
+                let handler = Arc::new(mailbox::Mailbox::new(
+                    Arc::clone(&self.log),
+                    self.accounts().tenancy().clone(),
+                    self.settings.mail_max_bytes,
+                ));
+                let receiver = ventanilla_mail::receiver::SmtpReceiver::start(config, handler)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("social.mail_bind {bind}: {e}"))?;
+                tracing::info!(smtp = %receiver.addr(), "receiving citizens' mail for linked mailboxes");
+                Some(receiver)
+            }
+            None => None,
+        };
         let poller = polling::MentionPoller::new(
             self.accounts(),
             Arc::clone(&self.log),
@@ -197,6 +241,9 @@ impl Module for SocialService {
             outbound.await??;
             worker.await?;
             poller.await?;
+            if let Some(receiver) = receiver {
+                receiver.shutdown().await;
+            }
             Ok(())
         }))
     }

@@ -49,7 +49,7 @@ use ventanilla_social_domain::publication::{
 use ventanilla_tickets_domain::notice::{NoticeEvent, NoticeTo};
 use ventanilla_tickets_domain::ticket::TicketEvent;
 
-use crate::accounts::{Accounts, SocialError};
+use crate::accounts::{Accounts, Servers, SocialError};
 use crate::connector::{OutboundReply, Post, ReplyTarget, SendError, Sent};
 use crate::conversations;
 use crate::publications::Publications;
@@ -74,6 +74,13 @@ enum QueuedTarget {
     Public { in_reply_to: String },
     /// Nothing to answer: the citizen's message is not known here.
     Unknown { reason: String },
+    /// A reply by e-mail to `to`, threaded under the citizen's mail.
+    Email {
+        to: String,
+        thread: crate::email::EmailThread,
+        subject: String,
+        reference: String,
+    },
     /// A post of publication `publication` on the account's page or
     /// timeline (the row's `ticket_id` is the publication's id).
     Post {
@@ -182,6 +189,7 @@ async fn queue_reply(tx: &mut TenantTx<'_>, e: &RecordedEvent) -> anyhow::Result
         Answer::To(r.in_reply_to_platform_id.as_deref()),
         r.body.as_str(),
         e.recorded_at,
+        Some((r.subject.as_str(), r.reference.as_str())),
     )
     .await
 }
@@ -207,6 +215,7 @@ async fn queue_delivery(
     answer: Answer<'_>,
     body: &str,
     at: DateTime<Utc>,
+    ticket_facts: Option<(&str, &str)>,
 ) -> anyhow::Result<()> {
     let (account, target) = match answer {
         Answer::To(platform_id) => {
@@ -215,6 +224,27 @@ async fn queue_delivery(
                 None => None,
             };
             match answered {
+                // A mail: answered by mail, threaded under it.
+                Some(m) if channel == crate::email::CHANNEL => {
+                    let thread = m
+                        .reply_context
+                        .clone()
+                        .and_then(|c| serde_json::from_value(c).ok())
+                        .unwrap_or_else(|| crate::email::EmailThread {
+                            message_id: platform_id.unwrap_or_default().to_owned(),
+                            references: vec![],
+                        });
+                    let (subject, reference) = ticket_facts.unwrap_or_default();
+                    (
+                        m.account_id,
+                        QueuedTarget::Email {
+                            to: m.author_id,
+                            thread,
+                            subject: subject.to_owned(),
+                            reference: reference.to_owned(),
+                        },
+                    )
+                }
                 Some(m) if m.kind == "direct" => (
                     m.account_id,
                     QueuedTarget::Direct {
@@ -313,6 +343,7 @@ async fn queue_notice(tx: &mut TenantTx<'_>, e: &RecordedEvent) -> anyhow::Resul
         answer,
         &n.text,
         e.recorded_at,
+        None,
     )
     .await
 }
@@ -340,6 +371,8 @@ pub struct DeliveryWorker {
     telegram: telegram::TelegramClient,
     whatsapp: whatsapp::WhatsAppClient,
     bluesky: Arc<bluesky::Keepers>,
+    servers: Servers,
+    mailer: Option<(Arc<ventanilla_mail::Mailer>, String)>,
     interval: Duration,
 }
 
@@ -365,9 +398,24 @@ impl DeliveryWorker {
             mastodon: mastodon::MastodonClient::new(http.clone()),
             whatsapp: whatsapp::WhatsAppClient::new(graph_base, http.clone()),
             bluesky: Arc::new(bluesky::Keepers::new(http.clone())),
+            servers: Servers::default(),
+            mailer: None,
             telegram: telegram::TelegramClient::new(telegram::API_BASE, http),
             interval,
         })
+    }
+
+    /// Sends replies to citizens' mail through `mailer`, with Message-IDs
+    /// on `domain` (without it, such replies fail saying so).
+    pub fn with_mailer(mut self, mailer: Arc<ventanilla_mail::Mailer>, domain: &str) -> Self {
+        self.mailer = Some((mailer, domain.to_owned()));
+        self
+    }
+
+    /// Calls the simulated Mastodon and Bluesky servers (simulator mode).
+    pub fn with_servers(mut self, servers: Servers) -> Self {
+        self.servers = servers;
+        self
     }
 
     /// Shares Bluesky sessions with the poller (one sign-in per account
@@ -666,7 +714,7 @@ impl DeliveryWorker {
                 Network::Instagram => self.instagram.publish(&creds, &post).await,
                 Network::X => self.x.publish(&creds, &post).await,
                 Network::Mastodon => {
-                    let instance = instance_of(&state)?;
+                    let instance = instance_of(&self.servers.base_of(&state))?;
                     self.mastodon
                         .publish(&instance, &creds, &post, Some(&row.to_string()))
                         .await
@@ -681,10 +729,13 @@ impl DeliveryWorker {
                     self.telegram.publish(&creds, channel, &post).await
                 }
                 Network::WhatsApp => self.whatsapp.publish(&creds, &post).await,
+                Network::Email => {
+                    return Err(Failure::Cannot(
+                        "a mailbox does not publish posts; announcements reach subscribers by e-mail through their subscriptions".into(),
+                    ));
+                }
                 Network::Bluesky => {
-                    let keeper = self.bluesky.for_base(
-                        state.reach.instance.as_deref().unwrap_or(bluesky::DEFAULT_PDS),
-                    );
+                    let keeper = self.bluesky.for_base(&self.servers.base_of(&state));
                     let key = account.0.to_string();
                     let options = bluesky::PostOptions::default();
                     match keeper.session(&key, &creds).await {
@@ -767,8 +818,23 @@ impl DeliveryWorker {
         q: &Queued,
         now: DateTime<Utc>,
     ) -> Result<(Sent, bool), Failure> {
+        if let QueuedTarget::Email {
+            to,
+            thread,
+            subject,
+            reference,
+        } = &q.target.0
+        {
+            return self
+                .email_reply(tenant, q, message, to, thread, subject, reference)
+                .await
+                .map(|sent| (sent, false));
+        }
         let target = match &q.target.0 {
             QueuedTarget::Unknown { reason } => return Err(Failure::Cannot(reason.clone())),
+            QueuedTarget::Email { .. } => {
+                return Err(Failure::Cannot("an e-mail reply is sent by mail".into()));
+            }
             QueuedTarget::Post { .. } => {
                 return Err(Failure::Cannot("a post is not a reply".into()));
             }
@@ -822,6 +888,13 @@ impl DeliveryWorker {
             Network::X => (self.x.send(&creds, &reply).await, None),
             Network::Telegram => (self.telegram.send(&creds, &reply).await, None),
             Network::WhatsApp => self.whatsapp.send_with_usage(&creds, &reply, None).await,
+            Network::Email => (
+                Err(SendError::Rejected {
+                    network: "email",
+                    reason: "an e-mail reply needs the citizen's mail to answer".into(),
+                }),
+                None,
+            ),
             Network::Bluesky => (
                 self.bluesky_reply(tenant, &state, &creds, &reply, account)
                     .await,
@@ -868,7 +941,7 @@ impl DeliveryWorker {
         account: Uuid,
         message: Uuid,
     ) -> Result<Sent, SendError> {
-        let instance = instance_of(state).map_err(|f| match f {
+        let instance = instance_of(&self.servers.base_of(state)).map_err(|f| match f {
             Failure::Send(e) => e,
             Failure::Cannot(reason) => SendError::Rejected {
                 network: "mastodon",
@@ -946,13 +1019,7 @@ impl DeliveryWorker {
                 )
             })?;
         let thread = refs.reply_refs();
-        let keeper = self.bluesky.for_base(
-            state
-                .reach
-                .instance
-                .as_deref()
-                .unwrap_or(bluesky::DEFAULT_PDS),
-        );
+        let keeper = self.bluesky.for_base(&self.servers.base_of(state));
         let key = account.0.to_string();
         let options = bluesky::PostOptions::default();
         let session = keeper.session(&key, creds).await?;
@@ -984,9 +1051,69 @@ impl DeliveryWorker {
     }
 }
 
-/// A Mastodon account's instance, as linked.
-fn instance_of(state: &AccountDetails) -> Result<mastodon::Instance, Failure> {
-    mastodon::Instance::parse(state.reach.instance.as_deref().unwrap_or_default())
+impl DeliveryWorker {
+    /// A reply by e-mail: from the mailbox the citizen wrote to, threaded
+    /// under their mail (`In-Reply-To`, `References`), `Re: [REF] subject`,
+    /// a Message-ID derived from the reply (the same on a retry), through
+    /// the platform's relay. A permanent refusal (no such mailbox) fails the
+    /// reply; a temporary one is retried.
+    #[allow(clippy::too_many_arguments)]
+    async fn email_reply(
+        &self,
+        tenant: TenantId,
+        q: &Queued,
+        message: Uuid,
+        to: &str,
+        thread: &crate::email::EmailThread,
+        subject: &str,
+        reference: &str,
+    ) -> Result<Sent, Failure> {
+        let Some((mailer, domain)) = &self.mailer else {
+            return Err(Failure::Cannot(
+                "no SMTP relay is configured for replies by e-mail (social.smtp_url); answer on another channel".into(),
+            ));
+        };
+        let state = self
+            .accounts
+            .state(tenant, AccountId(q.account_id))
+            .await
+            .map_err(|e| Failure::Send(temporary("email", &e)))?;
+        if state.unlinked {
+            return Err(Failure::Cannot(format!(
+                "the mailbox {} was unlinked; link it again or reply on another channel",
+                state.external_id
+            )));
+        }
+        let mail = crate::email::reply_mail(
+            ventanilla_mail::Address::named(state.name.clone(), state.external_id.clone()),
+            ventanilla_mail::Address::new(to.to_owned()),
+            subject,
+            reference,
+            &q.body,
+            thread,
+            domain,
+            message,
+        );
+        let message_id = mail.message_id.clone();
+        match mailer.send(&mail).await {
+            Ok(()) => Ok(Sent {
+                platform_id: message_id,
+            }),
+            Err(e) if e.is_permanent() => Err(Failure::Send(SendError::Rejected {
+                network: "email",
+                reason: format!("the citizen's mail server refused the reply: {e}"),
+            })),
+            Err(e) => Err(Failure::Send(SendError::Temporary {
+                network: "email",
+                reason: e.to_string(),
+            })),
+        }
+    }
+}
+
+/// A Mastodon instance from its base URL.
+fn instance_of(base: &str) -> Result<mastodon::Instance, Failure> {
+    mastodon::Instance::parse(base)
         .map_err(|e| Failure::Cannot(format!("the Mastodon account's instance: {e}")))
 }
 
@@ -1009,6 +1136,7 @@ fn temporary(channel: &str, e: &dyn std::fmt::Display) -> SendError {
             Some(Network::Telegram) => "telegram",
             Some(Network::WhatsApp) => "whatsapp",
             Some(Network::Bluesky) => "bluesky",
+            Some(Network::Email) => "email",
             None => "the network",
         },
         reason: "the platform could not prepare the call".into(),

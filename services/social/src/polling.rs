@@ -112,9 +112,8 @@ impl MentionPoller {
         let since = state.since_id.clone();
         let (recorded, newest) = match state.network {
             Network::Mastodon => {
-                let instance =
-                    mastodon::Instance::parse(&self.servers.base_of(&state))
-                        .map_err(|e| anyhow::anyhow!("the account's instance: {e}"))?;
+                let instance = mastodon::Instance::parse(&self.servers.base_of(&state))
+                    .map_err(|e| anyhow::anyhow!("the account's instance: {e}"))?;
                 let found = match self
                     .mastodon
                     .mentions(&instance, &creds, since.as_deref())
@@ -157,7 +156,10 @@ impl MentionPoller {
                 let refs = found.refs;
                 let recorded =
                     ingest::record_with(&self.log, tenant, account, found.messages, |uri| {
-                        refs.get(uri).and_then(|r| serde_json::to_value(r).ok())
+                        ingest::Extra {
+                            reply_context: refs.get(uri).and_then(|r| serde_json::to_value(r).ok()),
+                            subject: None,
+                        }
                     })
                     .await?;
                 (recorded, found.newest_uri)

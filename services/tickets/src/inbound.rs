@@ -223,6 +223,16 @@ fn body_of(m: &MessageReceived) -> Result<Body, Outcome> {
 
 /// A subject for a new ticket: the first line of the text, cut.
 fn subject_of(m: &MessageReceived, channel: Channel) -> Result<Subject, Outcome> {
+    // A mail has its own subject (without the replies' prefixes).
+    if let Some(subject) = m
+        .subject
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        return Subject::parse("subject", &cut(subject, SUBJECT_MAX))
+            .map_err(|e| Skip(e.to_string()));
+    }
     let first = m.text.lines().map(str::trim).find(|l| !l.is_empty());
     let subject = match first {
         Some(line) => cut(line, 80),
@@ -321,7 +331,10 @@ impl InboundReactor {
         let message_id = MessageId(e.id.into_uuid());
         let at = e.recorded_at;
         let mut keys = vec![format!("thread:{}", m.thread)];
-        if m.kind == MessageKind::Direct {
+        // A private message continues its author's latest conversation on
+        // the channel; a mail continues only its own thread (a new mail is
+        // a new matter).
+        if m.kind == MessageKind::Direct && channel != Channel::Email {
             keys.push(format!("author:{}", m.author.platform_user_id));
         }
         let ctx = CommandContext {
@@ -339,6 +352,17 @@ impl InboundReactor {
         let (levels, calendar) = (&facts.levels, &facts.calendar);
 
         let mut target = route(conn, tenant, channel, &keys).await?;
+        // A mail whose program dropped the threading headers names its
+        // ticket in the subject (`Re: [LUGO-2026-000123] …`): the connector
+        // says so with a `ref:` thread.
+        if target.is_none()
+            && let Some(reference) = m.thread.strip_prefix("ref:")
+        {
+            target = crate::inbox::find_by_reference(&mut *conn, reference)
+                .await
+                .map_err(|err| Retry(err.into()))?
+                .map(TicketId);
+        }
         let mut hops = 0;
         let ticket = loop {
             let Some(existing) = target else {

@@ -47,11 +47,13 @@ pub enum Network {
     WhatsApp,
     /// A Bluesky account, on its PDS.
     Bluesky,
+    /// A mailbox: an address the platform's SMTP receiver takes mail for.
+    Email,
 }
 
 impl Network {
     /// Every network, in a stable order.
-    pub const ALL: [Network; 7] = [
+    pub const ALL: [Network; 8] = [
         Network::Facebook,
         Network::Instagram,
         Network::X,
@@ -59,6 +61,7 @@ impl Network {
         Network::Telegram,
         Network::WhatsApp,
         Network::Bluesky,
+        Network::Email,
     ];
 
     /// The network's name, which is also the tickets service's channel name.
@@ -71,6 +74,7 @@ impl Network {
             Network::Telegram => "telegram",
             Network::WhatsApp => "whatsapp",
             Network::Bluesky => "bluesky",
+            Network::Email => "email",
         }
     }
 

@@ -95,6 +95,9 @@ pub struct MessageReceived {
     /// but the network's connector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_context: Option<serde_json::Value>,
+    /// Its subject, where the channel has one (a mail's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 #[cfg(test)]

@@ -449,3 +449,156 @@ async fn bluesky_mentions_are_polled_once_and_answered_in_their_thread_with_one_
         );
     }
 }
+
+#[tokio::test]
+async fn a_mail_becomes_a_ticket_once_its_reply_is_threaded_and_loops_are_impossible() {
+    use ventanilla_mail::receiver::{ReceiverConfig, SmtpReceiver};
+    use ventanilla_mail::sink::SmtpSink;
+    use ventanilla_mail::{Address, MailError, Mailer, MailerConfig, OutgoingMail};
+    let w = World::new().await;
+    let c = w.council("lugo").await;
+    let (_, _) = w
+        .accounts
+        .link(
+            c.tenant,
+            c.admin,
+            &LinkRequest {
+                network: "email".into(),
+                external_id: "Lugo@Correo.Ventanilla.test".into(),
+                name: "Concello de Lugo".into(),
+                access_token: SecretString::from(""),
+                signing_secret: SecretString::from(""),
+                verify_token: None,
+                human_agent: false,
+                instance: None,
+                handle: None,
+                publish_to: None,
+            },
+        )
+        .await
+        .unwrap();
+    let receiver = SmtpReceiver::start(
+        ReceiverConfig::new("127.0.0.1:0".parse().unwrap()),
+        std::sync::Arc::new(ventanilla_social::mailbox::Mailbox::new(
+            std::sync::Arc::clone(&w.log),
+            w.accounts.tenancy().clone(),
+            1 << 20,
+        )),
+    )
+    .await
+    .unwrap();
+    let citizen = Mailer::new(&MailerConfig {
+        url: format!("smtp://{}", receiver.addr()),
+        pool_size: 1,
+        timeout: std::time::Duration::from_secs(10),
+    })
+    .unwrap();
+    let mail = |id: &str, subject: &str, text: &str| {
+        OutgoingMail::new(
+            id,
+            Address::named("Vecina", "vecina@example.org"),
+            Address::new("lugo@correo.ventanilla.test"),
+            subject,
+            text,
+        )
+    };
+    let first = mail(
+        "m1@example.org",
+        "Farola fundida",
+        "La farola de la plaza no funciona.",
+    );
+    citizen.send(&first).await.unwrap();
+    citizen.send(&first).await.unwrap(); // retried by the sender: stored once
+    let mut stranger = mail("m0@example.org", "Hola", "…");
+    stranger.to = Address::new("nadie@correo.ventanilla.test");
+    assert!(matches!(
+        citizen.send(&stranger).await,
+        Err(MailError::Permanent {
+            code: Some(550),
+            ..
+        })
+    ));
+    w.settle().await;
+    let tickets = inbox(&w, &c).await;
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    assert_eq!(tickets[0].channel, "email");
+    let reference = tickets[0].reference.clone();
+
+    // The reply goes out by mail, threaded under the citizen's.
+    let sink = SmtpSink::start().await.unwrap();
+    let worker = ventanilla_social::outbound::DeliveryWorker::new(
+        w.accounts.clone(),
+        std::sync::Arc::clone(&w.log),
+        &w.graph.base_url,
+        &w.x.base_url,
+        std::time::Duration::from_millis(100),
+    )
+    .unwrap()
+    .with_mailer(
+        std::sync::Arc::new(
+            Mailer::new(&MailerConfig {
+                url: sink.url(),
+                pool_size: 1,
+                timeout: std::time::Duration::from_secs(10),
+            })
+            .unwrap(),
+        ),
+        "ventanilla.test",
+    );
+    reply(&w, &c, tickets[0].ticket_id, "Mañana la cambia la brigada.").await;
+    w.drain(ventanilla_social::outbound::SUBSCRIPTION, w.outbound())
+        .await;
+    worker.tick(chrono::Utc::now()).await.unwrap();
+    let sent = sink.wait_for(1, std::time::Duration::from_secs(5)).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, vec!["vecina@example.org".to_owned()]);
+    let raw = String::from_utf8_lossy(&sent[0].data).to_string();
+    assert!(raw.contains("In-Reply-To: <m1@example.org>"), "{raw}");
+    assert!(
+        raw.contains(&format!("[{reference}] Farola fundida")),
+        "{raw}"
+    );
+    let reply_id = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: <"))
+        .map(|v| v.trim_end_matches('>').to_owned())
+        .unwrap();
+    assert!(reply_id.ends_with("@ventanilla.test"), "{reply_id}");
+    w.settle().await;
+    assert_eq!(
+        sent_state(&w, &c, tickets[0].ticket_id).await.as_deref(),
+        Some("sent")
+    );
+
+    // The citizen answers in the same thread; then without threading
+    // headers but with the reference in the subject: the same ticket.
+    let mut again = mail(
+        "m2@example.org",
+        &format!("Re: [{reference}] Farola fundida"),
+        "Gracias.",
+    );
+    again.in_reply_to = Some(reply_id.clone());
+    again.references = vec!["m1@example.org".into(), reply_id.clone()];
+    citizen.send(&again).await.unwrap();
+    let headless = mail(
+        "m3@example.org",
+        &format!("[{reference}] otra vez"),
+        "Sigue sin luz.",
+    );
+    citizen.send(&headless).await.unwrap();
+    // An auto-reply never opens a ticket (nor is answered).
+    let mut away = mail("m4@example.org", "Fuera de la oficina", "Vuelvo el lunes.");
+    away.auto_submitted = true;
+    citizen.send(&away).await.unwrap();
+    w.settle().await;
+    let tickets = inbox(&w, &c).await;
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    let view = w
+        .tickets
+        .ticket(c.tenant, c.agent, TicketId(tickets[0].ticket_id))
+        .await
+        .unwrap();
+    let received = view.messages.iter().filter(|m| m.direction == "in").count();
+    assert_eq!(received, 3, "{:?}", view.messages);
+    receiver.shutdown().await;
+}

@@ -33,6 +33,7 @@ fn message(
 ) -> MessageReceived {
     MessageReceived {
         reply_context: None,
+        subject: None,
         account: AccountId(Uuid::from_u128(77)),
         channel: channel.into(),
         kind,
