@@ -119,9 +119,19 @@ async fn serve_is_healthy_projects_events_and_drains_on_sigterm() {
     assert_eq!(body["checks"]["projections.database"], "ok");
     assert_eq!(server.get("/healthz").await.0, 200);
 
-    let (status, body) = server.get("/graphql").await;
-    assert_eq!(status, 501);
-    assert_eq!(body["errors"][0]["extensions"]["code"], "UNIMPLEMENTED");
+    let r = reqwest::Client::new()
+        .post(format!("{}/graphql", server.base))
+        .json(&serde_json::json!({ "query": "{ viewer { kind } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"]["viewer"]["kind"], "ANONYMOUS", "{body}");
+    let r = reqwest::get(format!("{}/graphql", server.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "GraphiQL for browsers");
 
     let r = reqwest::Client::new()
         .get(format!("{}/", server.base))

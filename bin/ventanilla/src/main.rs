@@ -61,7 +61,9 @@ enum Command {
     /// Sends a realistic, signed webhook of a simulated network to the
     /// running server, as a citizen would (needs `make run`, which links the
     /// demo council to the simulated accounts). Actions: facebook-comment,
-    /// messenger, x-mention, x-dm; and `reply --ticket REF`, the demo admin
+    /// messenger, x-mention, x-dm, telegram, whatsapp, mastodon, mastodon-dm,
+    /// bluesky, email (the last six simulated inside the running server);
+    /// and `reply --ticket REF`, the demo admin
     /// answering a ticket, `subscribe ADDRESS --topic NAME`, a citizen
     /// subscribing by e-mail, and `announce TITLE --topic NAME`, the demo
     /// admin publishing an announcement (until the portal and the console
@@ -276,6 +278,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let platform = Platform::connect(&settings).await?;
             let result = match (action.as_str(), ticket) {
+                ("telegram" | "whatsapp" | "mastodon" | "mastodon-dm" | "bluesky" | "email", _) => {
+                    platform::simulate_channel(&platform, &settings, &action, &tenant, &from, &text)
+                        .await
+                }
                 ("subscribe" | "announce", _) => {
                     platform::simulate_notify(
                         &platform,
@@ -484,7 +490,10 @@ async fn serve(settings: Settings, services: Vec<String>) -> anyhow::Result<()> 
         settings.social.clone(),
         platform::member_id(),
     ))?;
-    registry.register(ventanilla_gateway::Gateway)?;
+    registry.register(ventanilla_gateway::Gateway::new(
+        Arc::clone(&platform.log),
+        &settings,
+    ))?;
     let targets = registry.resolve(&services)?;
     tracing::info!(
         services = ?targets,

@@ -270,7 +270,7 @@ pub async fn demo(platform: &Platform, settings: &Settings) -> anyhow::Result<()
                     name: "Ayuntamiento de Villademo".into(),
                     slug: DEMO_SLUG.into(),
                     kind: "council".into(),
-                    plan: Some("municipio".into()),
+                    plan: Some("provincia".into()),
                     time_zone: Some("Europe/Madrid".into()),
                     default_language: Some("es".into()),
                     languages: vec!["es".into(), "gl".into(), "ca".into(), "eu".into()],
@@ -431,7 +431,77 @@ async fn demo_accounts(
             .await
             .map_err(|e| anyhow::anyhow!("linking the demo's simulated {network} account: {e}"))?;
     }
+    link_new_channels(&accounts, tenant, admin).await?;
     Ok(Some(accounts.linked(tenant).await?.len()))
+}
+
+/// Links, once, the demo council's simulated Telegram bot, WhatsApp number,
+/// Mastodon and Bluesky accounts and mailbox (the simulator answers for
+/// them; see `ventanilla_social::simulator`). The bot's webhook is
+/// registered against a simulated Bot API started here for the purpose.
+async fn link_new_channels(
+    accounts: &ventanilla_social::accounts::Accounts,
+    tenant: ventanilla_kernel::TenantId,
+    admin: ventanilla_tenants_domain::staff::StaffId,
+) -> anyhow::Result<()> {
+    use secrecy::SecretString;
+    use ventanilla_social::accounts::LinkRequest;
+    use ventanilla_social::fake::{bluesky as fake_bluesky, mastodon as fake_mastodon};
+    use ventanilla_social::simulator as sim;
+    let linked = accounts.linked(tenant).await?;
+    let request = |network: &str, external_id: &str, token: &str| LinkRequest {
+        network: network.into(),
+        external_id: external_id.into(),
+        name: "Ayuntamiento de Villademo (simulado)".into(),
+        access_token: SecretString::from(token),
+        signing_secret: SecretString::from(""),
+        verify_token: None,
+        human_agent: false,
+        instance: None,
+        handle: None,
+        publish_to: None,
+    };
+    let mut wanted = vec![
+        LinkRequest {
+            signing_secret: SecretString::from(sim::WA_APP_SECRET),
+            verify_token: Some(SecretString::from(sim::WA_VERIFY_TOKEN)),
+            ..request("whatsapp", sim::WA_PHONE_ID, sim::WA_TOKEN)
+        },
+        LinkRequest {
+            instance: Some(sim::MASTODON_INSTANCE.into()),
+            ..request("mastodon", fake_mastodon::ACCOUNT_ID, sim::MASTODON_TOKEN)
+        },
+        LinkRequest {
+            instance: Some(sim::BLUESKY_PDS.into()),
+            ..request(
+                "bluesky",
+                fake_bluesky::OWN_HANDLE,
+                fake_bluesky::APP_PASSWORD,
+            )
+        },
+        request("email", sim::MAILBOX, ""),
+    ];
+    wanted.retain(|r| !linked.iter().any(|a| a.network == r.network));
+    for r in &wanted {
+        accounts.link(tenant, admin, r).await.map_err(|e| {
+            anyhow::anyhow!("linking the demo's simulated {} account: {e}", r.network)
+        })?;
+    }
+    if !linked.iter().any(|a| a.network == "telegram") {
+        let bot_api = ventanilla_social::fake::telegram::FakeTelegram::start().await;
+        bot_api.add_bot(sim::BOT_TOKEN, sim::BOT_ID, sim::BOT_USERNAME);
+        bot_api.accept_any_webhook_url();
+        accounts
+            .clone()
+            .with_telegram(ventanilla_social::telegram::TelegramClient::new(
+                bot_api.base_url(),
+                reqwest::Client::new(),
+            ))
+            .link(tenant, admin, &request("telegram", "", sim::BOT_TOKEN))
+            .await
+            .map_err(|e| anyhow::anyhow!("linking the demo's simulated Telegram bot: {e}"))?;
+    }
+    Ok(())
 }
 
 /// `ventanilla simulate`: sends a signed webhook of a simulated network to
@@ -494,6 +564,51 @@ pub async fn simulate(
     println!(
         "The message is on its way to {slug}'s inbox; the agent's reply will show in the server's log as received by the simulated network."
     );
+    Ok(())
+}
+
+/// `ventanilla simulate telegram|whatsapp|mastodon|mastodon-dm|bluesky|email
+/// "text"`: a citizen writes on a channel simulated inside the running
+/// server (`make run`), which calls our webhook, queues the mention for
+/// the poller, or mails our SMTP receiver.
+#[allow(clippy::print_stdout)]
+pub async fn simulate_channel(
+    platform: &Platform,
+    settings: &Settings,
+    action: &str,
+    slug: &str,
+    from: &str,
+    text: &str,
+) -> anyhow::Result<()> {
+    use ventanilla_tenants::operator::Operator;
+    let (network, direct) = match action {
+        "mastodon-dm" => ("mastodon", true),
+        other => (other, false),
+    };
+    let tenant = Operator::new(Arc::clone(&platform.log), "simulator")
+        .show(slug)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let url = format!(
+        "{}/simulator/{network}/message",
+        settings.social.public_url.trim_end_matches('/')
+    );
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({
+            "tenant": tenant.tenant_id, "from": from, "text": text, "direct": direct,
+        }))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("could not reach the server at {url}: {e}; is `make run` running?")
+        })?;
+    let status = response.status();
+    let said = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!("the simulator refused ({status}): {said}");
+    }
+    println!("{said}");
     Ok(())
 }
 

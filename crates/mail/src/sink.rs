@@ -130,6 +130,44 @@ impl SmtpSink {
         std::mem::take(&mut *lock(&self.state.mails))
     }
 
+    /// Development (`make run`): until `shutdown`, writes each message
+    /// received to `dir/<time>-<label>-<n>.eml` and logs its recipients and
+    /// subject; the messages are not kept in memory.
+    pub fn keep_in(
+        self,
+        dir: std::path::PathBuf,
+        label: &'static str,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        tokio::spawn(async move {
+            tokio::fs::create_dir_all(&dir).await?;
+            let mut n: u64 = 0;
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                }
+                for mail in self.take() {
+                    n += 1;
+                    let name = format!(
+                        "{}-{label}-{n:05}.eml",
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or_default()
+                    );
+                    tokio::fs::write(dir.join(&name), &mail.data).await?;
+                    let subject = String::from_utf8_lossy(&mail.data)
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
+                        .unwrap_or_default();
+                    tracing::info!(to = ?mail.to, subject = %subject, file = %name, label, "mail sink: received");
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// How many messages are stored.
     pub fn count(&self) -> usize {
         lock(&self.state.mails).len()

@@ -1,48 +1,91 @@
-//! The gateway: the platform's public HTTP front door.
+//! The gateway: the platform's public door, a GraphQL API (async-graphql on
+//! axum) for integrators, staff and, later, the web pages.
 //!
-//! It will serve the GraphQL API (issue #8): authenticate, resolve the
-//! tenant from the principal, enforce limits and reach each service through
-//! its client API, holding no business rules of its own. Until then it
-//! answers `/` with what this process runs and `/graphql` with a clear
-//! "not implemented yet" error in GraphQL's error shape.
+//! - `POST /graphql` runs one GraphQL request (a JSON object with `query`,
+//!   `variables`, `operationName`); `GET /graphql` is GraphiQL for
+//!   browsers;
+//! - [`auth`] turns `Authorization: Bearer …` into the request's principal,
+//!   and with it the tenant: nothing else names one;
+//! - [`schema`] is the schema, one area per module; [`error`] the one place
+//!   refusals get their `extensions.code`; [`introspection`] tells
+//!   introspection queries apart.
+//!
+//! Limits: the request body ([`MAX_BODY_BYTES`], else `413` with a
+//! GraphQL-shaped error), query depth and complexity, page size
+//! (`[gateway]` settings); introspection can be switched off.
+//!
+//! What this crate must not do: hold business rules, read or write a
+//! table, or take a tenant from input. It calls each service through that
+//! service's client API.
 
+use std::sync::Arc;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{Request, Response};
 use async_trait::async_trait;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{any, get};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use ventanilla_runtime::{Module, Running, StartContext};
+use tower_http::limit::RequestBodyLimitLayer;
+use ventanilla_postgres::PgEventLog;
+use ventanilla_runtime::{Module, Running, Settings, StartContext};
+use ventanilla_tenants::api_keys::ApiKeys;
+use ventanilla_tenants::operator::Operator;
+use ventanilla_tenants::staff::Staff;
+use ventanilla_tickets::notify::service::{Notifications, NotifyConfig};
+use ventanilla_tickets::service::Tickets;
+
+pub mod auth;
+pub mod error;
+pub mod introspection;
+pub mod schema;
+
+use crate::auth::Authenticator;
+use crate::error::{code, coded, refusal, response_of, with_codes};
+use crate::introspection::{INTROSPECTION_MAX_DEPTH, Introspection};
+use crate::schema::{Services, VentanillaSchema};
+
+/// The largest request body `/graphql` reads; larger ones are refused with
+/// `413`.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The path of the API.
+pub const GRAPHQL_PATH: &str = "/graphql";
 
 /// The gateway as a module of the binary.
-#[derive(Debug, Default)]
-pub struct Gateway;
-
-/// The routes the gateway serves.
-pub fn router() -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/graphql", any(graphql_unavailable))
+pub struct Gateway {
+    log: Arc<PgEventLog>,
+    settings: Settings,
 }
 
-async fn index() -> impl IntoResponse {
-    Json(json!({
-        "name": "Ventanilla",
-        "version": env!("CARGO_PKG_VERSION"),
-        "endpoints": { "health": "/healthz", "readiness": "/readyz", "graphql": "/graphql" },
-    }))
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
 }
 
-async fn graphql_unavailable() -> impl IntoResponse {
-    (
-        StatusCode::NOT_IMPLEMENTED,
-        Json(json!({
-            "errors": [{
-                "message": "the GraphQL API is not available yet in this version of Ventanilla",
-                "extensions": { "code": "UNIMPLEMENTED" }
-            }]
-        })),
-    )
+impl Gateway {
+    /// The gateway over `log`, configured by `settings` (`[gateway]`, and
+    /// `[notify]` for the subscriptions integrators create).
+    pub fn new(log: Arc<PgEventLog>, settings: &Settings) -> Self {
+        Self {
+            log,
+            settings: settings.clone(),
+        }
+    }
+
+    /// The routes: `/` (what this process serves) and `/graphql`. Fails
+    /// when the settings cannot be used (a malformed `notify.key`).
+    pub fn router(&self) -> anyhow::Result<Router> {
+        let endpoint = Endpoint::new(Arc::clone(&self.log), &self.settings)?;
+        Ok(router(Arc::new(endpoint)))
+    }
 }
 
 #[async_trait]
@@ -52,7 +95,204 @@ impl Module for Gateway {
     }
 
     async fn start(&self, ctx: &mut StartContext) -> anyhow::Result<Running> {
-        ctx.add_routes(router());
+        ctx.add_routes(self.router()?);
         Ok(Running::until_shutdown(ctx.shutdown()))
+    }
+}
+
+/// What every request to `/graphql` shares.
+struct Endpoint {
+    /// The schema, with the configured limits.
+    schema: VentanillaSchema,
+    /// The same types, for queries made only of introspection: deeper, and
+    /// unable to run anything else. `None` when introspection is off.
+    introspection: Option<VentanillaSchema>,
+    auth: Authenticator,
+}
+
+impl Endpoint {
+    fn new(log: Arc<PgEventLog>, settings: &Settings) -> anyhow::Result<Self> {
+        let gateway = &settings.gateway;
+        let staff = Arc::new(Staff::new(Arc::clone(&log)));
+        let api_keys = Arc::new(ApiKeys::new(Arc::clone(&log)));
+        let services = Arc::new(Services {
+            staff: Arc::clone(&staff),
+            operator: Operator::new(Arc::clone(&log), "gateway"),
+            tickets: Tickets::new(Arc::clone(&log)),
+            notifications: Notifications::new(
+                Arc::clone(&log),
+                NotifyConfig::from_settings(&settings.notify)?,
+            ),
+            max_page_size: gateway.max_page_size,
+        });
+        let build = |depth: usize| {
+            schema::builder()
+                .data(Arc::clone(&services))
+                .limit_depth(depth)
+                .limit_complexity(gateway.max_complexity)
+        };
+        let (schema, introspection) = if gateway.introspection {
+            let deeper = INTROSPECTION_MAX_DEPTH.max(gateway.max_depth);
+            (
+                build(gateway.max_depth).finish(),
+                Some(build(deeper).introspection_only().finish()),
+            )
+        } else {
+            (
+                build(gateway.max_depth).disable_introspection().finish(),
+                None,
+            )
+        };
+        Ok(Self {
+            schema,
+            introspection,
+            auth: Authenticator::new(gateway.operator_token.clone(), staff, api_keys),
+        })
+    }
+
+    /// Runs one request: parse, authenticate, pick the schema, execute.
+    async fn execute(&self, authorization: Option<&HeaderValue>, mut request: Request) -> Response {
+        let introspection = match request.parsed_query() {
+            Ok(doc) => Introspection::of(doc),
+            Err(e) => return with_codes(Response::from_errors(vec![e])),
+        };
+        let schema = if introspection.touches {
+            let Some(introspection_schema) = &self.introspection else {
+                return response_of(coded(
+                    code::FORBIDDEN,
+                    "introspection is switched off on this server; the schema is published as schema/ventanilla.graphql",
+                ));
+            };
+            if !introspection.bounded() {
+                return response_of(coded(
+                    code::VALIDATION,
+                    format!(
+                        "this introspection query nests more than {} lists (types, fields, args…); ask for less at a time",
+                        introspection::MAX_NESTED_LISTS
+                    ),
+                ));
+            }
+            if introspection.only {
+                introspection_schema
+            } else {
+                &self.schema
+            }
+        } else {
+            &self.schema
+        };
+        let principal = match self.auth.principal(authorization).await {
+            Ok(principal) => principal,
+            Err(e) => return response_of(e),
+        };
+        with_codes(schema.execute(request.data(principal)).await)
+    }
+}
+
+fn router(endpoint: Arc<Endpoint>) -> Router {
+    let graphql = Router::new()
+        .route(GRAPHQL_PATH, get(graphiql).post(graphql))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(shape_too_large))
+        .with_state(endpoint);
+    Router::new().route("/", get(index)).merge(graphql)
+}
+
+async fn index() -> impl IntoResponse {
+    Json(json!({
+        "name": "Ventanilla",
+        "version": env!("CARGO_PKG_VERSION"),
+        "endpoints": { "health": "/healthz", "readiness": "/readyz", "graphql": GRAPHQL_PATH },
+    }))
+}
+
+async fn graphiql() -> impl IntoResponse {
+    Html(
+        GraphiQLSource::build()
+            .endpoint(GRAPHQL_PATH)
+            .title("Ventanilla GraphQL")
+            .finish(),
+    )
+}
+
+async fn graphql(
+    State(endpoint): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> axum::response::Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return too_large();
+        }
+        Err(_) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                &refusal(
+                    code::VALIDATION,
+                    "the request body could not be read; send a JSON object {\"query\": …}",
+                ),
+            );
+        }
+    };
+    let request: Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                &refusal(
+                    code::VALIDATION,
+                    format!(
+                        "the body is not a GraphQL request: send a JSON object {{\"query\": \"…\", \"variables\": {{…}}}} ({e})"
+                    ),
+                ),
+            );
+        }
+    };
+    if request.query.trim().is_empty() {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            &refusal(
+                code::VALIDATION,
+                "the request has no query: send a JSON object {\"query\": \"…\"}",
+            ),
+        );
+    }
+    let response = endpoint.execute(headers.get(AUTHORIZATION), request).await;
+    answer(StatusCode::OK, &response)
+}
+
+/// A GraphQL response as JSON, never cached.
+fn answer(status: StatusCode, response: &Response) -> axum::response::Response {
+    (
+        status,
+        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(response),
+    )
+        .into_response()
+}
+
+fn too_large() -> axum::response::Response {
+    answer(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &refusal(
+            code::VALIDATION,
+            format!(
+                "the request body is larger than {MAX_BODY_BYTES} bytes; send a smaller query, and large values as fewer, smaller requests"
+            ),
+        ),
+    )
+}
+
+/// The body limit answers `413` in plain text when the declared length is
+/// too large; integrators get the same GraphQL-shaped error either way.
+async fn shape_too_large(response: axum::response::Response) -> axum::response::Response {
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        too_large()
+    } else {
+        response
     }
 }

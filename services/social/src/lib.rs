@@ -120,24 +120,28 @@ fn mail_domain(public_url: &str) -> String {
 
 impl SocialService {
     /// The base URLs of the networks' APIs: the configured ones, or the
-    /// simulated networks' when `social.simulator` is set.
+    /// simulated networks' when `social.simulator` is set (then also the
+    /// simulated networks themselves).
     async fn networks(
         &self,
         shutdown: tokio_util::sync::CancellationToken,
-    ) -> anyhow::Result<(String, String)> {
+    ) -> anyhow::Result<Networks> {
         if !self.settings.simulator {
-            return Ok((
-                self.settings.graph_base_url.clone(),
-                self.settings.x_base_url.clone(),
-            ));
+            return Ok(Networks {
+                graph: self.settings.graph_base_url.clone(),
+                x: self.settings.x_base_url.clone(),
+                #[cfg(feature = "fakes")]
+                simulated: None,
+            });
         }
         #[cfg(feature = "fakes")]
         {
-            let simulated = simulator::start(shutdown).await;
-            Ok((
-                simulated.graph.base_url.clone(),
-                simulated.x.base_url.clone(),
-            ))
+            let simulated = Arc::new(simulator::start(shutdown).await);
+            Ok(Networks {
+                graph: simulated.graph.base_url.clone(),
+                x: simulated.x.base_url.clone(),
+                simulated: Some(simulated),
+            })
         }
         #[cfg(not(feature = "fakes"))]
         {
@@ -147,6 +151,14 @@ impl SocialService {
             )
         }
     }
+}
+
+/// Where the networks' APIs are, for this process.
+struct Networks {
+    graph: String,
+    x: String,
+    #[cfg(feature = "fakes")]
+    simulated: Option<Arc<simulator::Simulated>>,
 }
 
 #[async_trait]
@@ -180,7 +192,8 @@ impl Module for SocialService {
         )
         .await?;
         let outbound = tokio::spawn(subscription.run(shutdown.clone()));
-        let (graph_base, x_base) = self.networks(shutdown.clone()).await?;
+        let networks = self.networks(shutdown.clone()).await?;
+        let (graph_base, x_base) = (networks.graph.clone(), networks.x.clone());
         let worker = outbound::DeliveryWorker::new(
             accounts,
             Arc::clone(&self.log),
@@ -196,15 +209,41 @@ impl Module for SocialService {
                 .build()?,
         ));
         let mail_domain = mail_domain(&self.settings.public_url);
+        #[allow(unused_mut)]
+        let mut smtp_url = secrecy::ExposeSecret::expose_secret(&self.settings.smtp_url).to_owned();
+        #[cfg(feature = "fakes")]
+        if let Some(simulated) = &networks.simulated {
+            smtp_url = simulated.mail_relay.clone();
+        }
         let mailer = ventanilla_mail::Mailer::new(&ventanilla_mail::MailerConfig {
-            url: secrecy::ExposeSecret::expose_secret(&self.settings.smtp_url).to_owned(),
+            url: smtp_url,
             pool_size: 4,
             timeout: Duration::from_secs(30),
         })
         .map_err(|e| anyhow::anyhow!("social.smtp_url: {e}"))?;
-        let worker = worker
+        #[allow(unused_mut)]
+        let mut worker = worker
             .with_bluesky(Arc::clone(&bluesky))
             .with_mailer(Arc::new(mailer), &mail_domain);
+        #[allow(unused_mut)]
+        let mut servers = accounts::Servers::default();
+        #[cfg(feature = "fakes")]
+        if let Some(simulated) = &networks.simulated {
+            servers = accounts::Servers {
+                mastodon: Some(simulated.mastodon.base_url().to_owned()),
+                bluesky: Some(simulated.bluesky.base_url().to_owned()),
+            };
+            worker = worker
+                .with_telegram_base(simulated.telegram.base_url())?
+                .with_whatsapp_base(simulated.whatsapp.base_url())?;
+            ctx.add_routes(simulator::router(
+                Arc::clone(simulated),
+                self.accounts(),
+                &self.settings.public_url,
+                self.settings.mail_bind,
+            ));
+        }
+        let worker = worker.with_servers(servers.clone());
         let worker = tokio::spawn(worker.run(shutdown.clone()));
         // Citizens' mail to linked mailboxes, when a receiver is configured.
         let receiver = match self.settings.mail_bind {
@@ -231,7 +270,8 @@ impl Module for SocialService {
             &x_base,
             Duration::from_secs(self.settings.poll_interval_secs.max(5)),
         )?
-        .with_bluesky(bluesky);
+        .with_bluesky(bluesky)
+        .with_servers(servers);
         let poller = tokio::spawn(poller.run(shutdown.clone()));
         tracing::info!(
             service = "social",

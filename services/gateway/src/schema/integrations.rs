@@ -1,0 +1,181 @@
+//! What integrators do with an API key of scope `read_write`: open a ticket
+//! on the `api` channel, and subscribe a citizen to a topic (by e-mail,
+//! which the citizen confirms, or at a signed webhook).
+//!
+//! What this module must not do: decide anything (the tickets and
+//! notifications services do).
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use uuid::Uuid;
+use ventanilla_tickets::notify::service::{SubscribeRequest, TargetRequest, ViaRequest};
+use ventanilla_tickets::service::{OpenRequest, Origin};
+
+use super::access::{self, services};
+use super::ids;
+use super::tickets::TicketKind;
+use crate::error::{INTERNAL_MESSAGE, code, coded, invalid, service_error};
+
+/// A citizen's request, sent by an integrator.
+#[derive(InputObject, Debug)]
+pub struct OpenTicketInput {
+    /// What the citizen asks for.
+    pub kind: TicketKind,
+    /// For `QUESTION_FOR`: the department addressed.
+    pub department_id: Option<Uuid>,
+    /// For `QUESTION_FOR`: the official addressed (instead of a department).
+    pub official_id: Option<Uuid>,
+    /// The citizen's name.
+    pub name: Option<String>,
+    /// Their e-mail address.
+    pub email: Option<String>,
+    /// Their phone number.
+    pub phone: Option<String>,
+    /// Their handle on some network.
+    pub handle: Option<String>,
+    /// The subject.
+    pub subject: String,
+    /// What they write.
+    pub body: String,
+    /// Whether they want to be told when the ticket moves.
+    #[graphql(default)]
+    pub notify: bool,
+    /// Makes a retried request safe: the same key opens the same ticket
+    /// once.
+    pub idempotency_key: Option<Uuid>,
+}
+
+/// A ticket just opened.
+#[derive(SimpleObject)]
+pub struct OpenedTicket {
+    /// Its global id.
+    pub id: ID,
+    /// Its human reference.
+    pub reference: String,
+    /// The secret with which the citizen follows the ticket; shown only
+    /// now (null when this repeated a request already carried out).
+    pub tracking_token: Option<String>,
+}
+
+/// A subscription to a topic: exactly one of `email` and `webhookUrl`.
+#[derive(InputObject, Debug)]
+pub struct SubscribeToTopicInput {
+    /// The topic (one of the organisation's).
+    pub topic_id: Uuid,
+    /// Tell the citizen at this address (they confirm it first).
+    pub email: Option<String>,
+    /// Tell this `https` URL, with signed deliveries.
+    pub webhook_url: Option<String>,
+    /// The language of the notifications (the organisation's by default).
+    pub language: Option<String>,
+    /// One e-mail a day instead of one per notification.
+    #[graphql(default)]
+    pub daily_digest: bool,
+}
+
+/// Whether a subscription is in force.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionStatus {
+    /// Waits for the citizen to confirm their address.
+    Pending,
+    /// In force.
+    Active,
+}
+
+/// A subscription just requested (or found, when the same was asked
+/// before).
+#[derive(SimpleObject)]
+pub struct TopicSubscription {
+    /// Its id.
+    pub id: Uuid,
+    /// Whether it is in force yet.
+    pub status: SubscriptionStatus,
+    /// For a webhook: the secret its deliveries are signed with; shown
+    /// only when it is created.
+    pub webhook_secret: Option<String>,
+    /// Whether the same subscription existed already (nothing new).
+    pub existing: bool,
+}
+
+/// Integrators' mutations.
+#[derive(Default)]
+pub struct IntegrationsMutation;
+
+#[Object]
+impl IntegrationsMutation {
+    /// Opens a ticket on the `api` channel for a citizen. API keys of scope
+    /// `read_write` only.
+    async fn open_ticket(&self, ctx: &Context<'_>, input: OpenTicketInput) -> Result<OpenedTicket> {
+        let key = access::integrator_writer(ctx)?;
+        let request = OpenRequest {
+            kind: input.kind.as_stored().to_owned(),
+            department: input.department_id,
+            official: input.official_id,
+            name: input.name,
+            email: input.email,
+            phone: input.phone,
+            handle: input.handle,
+            subject: input.subject,
+            body: input.body,
+            notify: input.notify,
+            idempotency_key: input.idempotency_key,
+        };
+        let opened = services(ctx)?
+            .tickets
+            .open(key.tenant, Origin::Api { key: key.key_id.0 }, &request)
+            .await
+            .map_err(|e| service_error(&e))?;
+        Ok(OpenedTicket {
+            id: ids::encode(ids::TICKET, opened.id.0),
+            reference: opened.reference,
+            tracking_token: opened.tracking_token,
+        })
+    }
+
+    /// Subscribes a citizen to a topic, by e-mail or at a webhook. API keys
+    /// of scope `read_write` only.
+    async fn subscribe_to_topic(
+        &self,
+        ctx: &Context<'_>,
+        input: SubscribeToTopicInput,
+    ) -> Result<TopicSubscription> {
+        let key = access::integrator_writer(ctx)?;
+        let via = match (input.email, input.webhook_url) {
+            (Some(email), None) => ViaRequest::Email(email),
+            (None, Some(url)) => ViaRequest::Webhook(url),
+            _ => {
+                return Err(invalid(
+                    "input",
+                    "input: give exactly one of email and webhookUrl",
+                ));
+            }
+        };
+        let request = SubscribeRequest {
+            target: TargetRequest::Topic(input.topic_id),
+            via,
+            language: input.language,
+            daily_digest: input.daily_digest,
+        };
+        let done = services(ctx)?
+            .notifications
+            .subscribe(key.tenant, &Origin::Api { key: key.key_id.0 }, &request)
+            .await
+            .map_err(|e| service_error(&e))?;
+        let status = match done.status.as_str() {
+            "pending" => SubscriptionStatus::Pending,
+            "active" => SubscriptionStatus::Active,
+            other => {
+                tracing::error!(
+                    status = other,
+                    "a new subscription in a status the schema does not know"
+                );
+                return Err(coded(code::INTERNAL, INTERNAL_MESSAGE));
+            }
+        };
+        Ok(TopicSubscription {
+            id: done.id,
+            status,
+            webhook_secret: done.webhook_secret,
+            existing: done.existing,
+        })
+    }
+}

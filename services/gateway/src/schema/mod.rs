@@ -1,0 +1,71 @@
+//! The GraphQL schema, v1: one `MergedObject` per area, so that later work
+//! adds an area (operator, admin, subscriptions…) without touching the
+//! others.
+//!
+//! - [`viewer`]: who is calling;
+//! - [`session`]: `login` / `logout`;
+//! - [`tickets`]: the inbox, a ticket and its thread, agents' mutations;
+//! - [`integrations`]: `openTicket`, `subscribeToTopic` (API keys);
+//! - [`node`]: Relay's `Node` and global ids ([`ids`]);
+//! - [`access`]: what each principal may reach.
+//!
+//! The served SDL is [`sdl`]; `schema/ventanilla.graphql` at the repository
+//! root is a copy a test keeps equal to it.
+//!
+//! What this module must not do: hold business rules or read tables; every
+//! resolver calls a service's client API with the principal's tenant.
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use ventanilla_tenants::operator::Operator;
+use ventanilla_tenants::staff::Staff;
+use ventanilla_tickets::notify::service::Notifications;
+use ventanilla_tickets::service::Tickets;
+
+pub mod access;
+pub mod ids;
+pub mod integrations;
+mod node;
+pub mod session;
+pub mod tickets;
+pub mod viewer;
+
+/// Every query.
+#[derive(MergedObject, Default)]
+pub struct Query(viewer::ViewerQuery, tickets::TicketsQuery, node::NodeQuery);
+
+/// Every mutation.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    session::SessionMutation,
+    tickets::TicketsMutation,
+    integrations::IntegrationsMutation,
+);
+
+/// The schema the gateway serves.
+pub type VentanillaSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The services' client APIs the resolvers call (schema data).
+pub struct Services {
+    /// Staff logins and sessions.
+    pub staff: Arc<Staff>,
+    /// Finds the organisation a login names (by slug).
+    pub operator: Operator,
+    /// Tickets and the inbox.
+    pub tickets: Tickets,
+    /// "Avísame cuando…" subscriptions.
+    pub notifications: Notifications,
+    /// Most items one page may ask for (`gateway.max_page_size`).
+    pub max_page_size: u32,
+}
+
+/// The schema's types, without data or limits.
+pub fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+/// The SDL of the schema the gateway serves.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}

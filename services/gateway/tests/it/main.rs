@@ -1,0 +1,11 @@
+//! Integration tests of the gateway: the GraphQL API over HTTP against the
+//! real router, on a fresh database of the real server, through the real
+//! services.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod access;
+mod inbox;
+mod limits;
+mod schema_file;
+mod support;
