@@ -887,7 +887,11 @@ impl DeliveryWorker {
             Network::Instagram => self.instagram.send_with_usage(&creds, &reply).await,
             Network::X => (self.x.send(&creds, &reply).await, None),
             Network::Telegram => (self.telegram.send(&creds, &reply).await, None),
-            Network::WhatsApp => self.whatsapp.send_with_usage(&creds, &reply, None).await,
+            Network::WhatsApp => {
+                self.whatsapp
+                    .send_with_usage(&creds, &reply, None, Some(&message.to_string()))
+                    .await
+            }
             Network::Email => (
                 Err(SendError::Rejected {
                     network: "email",

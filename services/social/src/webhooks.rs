@@ -347,8 +347,9 @@ async fn telegram_deliver(
 }
 
 /// A WhatsApp Cloud API delivery: Meta's signature over the raw bytes, then
-/// the messages of this phone number (delivery receipts are read and
-/// logged: see docs/social.md).
+/// the messages of this phone number; the status receipts of our replies
+/// (found by the `biz_opaque_callback_data` they were sent with) are
+/// recorded on their deliveries (`delivery.receipt`), once each.
 async fn whatsapp_deliver(
     State(w): State<Webhooks>,
     Path(account): Path<String>,
@@ -358,18 +359,67 @@ async fn whatsapp_deliver(
     let signature = headers
         .get(whatsapp::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    w.deliver(
-        &account,
-        &body,
-        |c| whatsapp::verify_signature(c, &body, signature),
-        |own| {
-            whatsapp::parse(&body, own).map(|d| {
-                if !d.receipts.is_empty() {
-                    tracing::debug!(receipts = d.receipts.len(), "WhatsApp delivery receipts");
-                }
-                d.delivery
-            })
-        },
-    )
-    .await
+    let receipts = std::sync::Mutex::new(Vec::new());
+    let response = w
+        .deliver(
+            &account,
+            &body,
+            |c| whatsapp::verify_signature(c, &body, signature),
+            |own| {
+                whatsapp::parse(&body, own).map(|d| {
+                    if let Ok(mut r) = receipts.lock() {
+                        *r = d.receipts;
+                    }
+                    d.delivery
+                })
+            },
+        )
+        .await;
+    let receipts = receipts.into_inner().unwrap_or_default();
+    if response.status() == StatusCode::OK
+        && !receipts.is_empty()
+        && let Ok(t) = w.target(&account).await
+    {
+        for r in receipts {
+            if let Err(e) = w.receipt(t.tenant, &r).await {
+                tracing::warn!(account = %t.account.0, wamid = %r.wamid, error = %e, "a WhatsApp receipt could not be recorded");
+            }
+        }
+    }
+    response
+}
+
+impl Webhooks {
+    /// Records a status receipt on the delivery of the reply it is about.
+    async fn receipt(&self, tenant: TenantId, r: &whatsapp::Receipt) -> anyhow::Result<()> {
+        use ventanilla_social_domain::delivery::{self, Delivery, DeliveryCommand, ReceiptStatus};
+        let Some(message) = r.callback.as_deref().and_then(|c| Uuid::parse_str(c).ok()) else {
+            return Ok(()); // not one of ours, or sent before receipts were tracked
+        };
+        let status = match r.status {
+            whatsapp::ReceiptStatus::Sent => return Ok(()),
+            whatsapp::ReceiptStatus::Delivered => ReceiptStatus::Delivered,
+            whatsapp::ReceiptStatus::Read => ReceiptStatus::Read,
+            whatsapp::ReceiptStatus::Failed => ReceiptStatus::Failed,
+        };
+        let key = Uuid::new_v5(&message, format!("receipt:{status:?}").as_bytes());
+        let ctx = ventanilla_eventlog::CommandContext::new(
+            tenant,
+            r.at,
+            ventanilla_kernel::Actor::system("whatsapp-receipts"),
+        )
+        .with_idempotency_key(key);
+        ventanilla_eventlog::CommandRunner::new(Arc::clone(&self.log), 5)
+            .execute::<Delivery>(
+                &ctx,
+                &delivery::stream_id(message)?,
+                &DeliveryCommand::Receipt {
+                    status,
+                    reason: r.error.clone(),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    }
 }

@@ -238,6 +238,9 @@ pub struct Receipt {
     /// For a failure, WhatsApp's error code (131047: outside the 24-hour
     /// window; 131026: undeliverable…).
     pub error_code: Option<i64>,
+    /// The `biz_opaque_callback_data` the message was sent with (the
+    /// platform's id of the reply), if any.
+    pub callback: Option<String>,
 }
 
 /// The phone-number ids a verified delivery has changes for
@@ -553,6 +556,10 @@ fn read_status(status: &Value, at: &str, out: &mut WhatsAppDelivery) -> Result<(
         error_code: errors
             .iter()
             .find_map(|e| e.get("code").and_then(Value::as_i64)),
+        callback: status
+            .get("biz_opaque_callback_data")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     });
     Ok(())
 }
@@ -689,7 +696,7 @@ impl WhatsAppClient {
         creds: &Credentials,
         reply: &OutboundReply,
     ) -> Result<Sent, SendError> {
-        self.send_with_usage(creds, reply, None).await.0
+        self.send_with_usage(creds, reply, None, None).await.0
     }
 
     /// Sends a reply to the citizen, quoting `message_id` (the `wamid` of
@@ -701,7 +708,7 @@ impl WhatsAppClient {
         reply: &OutboundReply,
         message_id: Option<&str>,
     ) -> Result<Sent, SendError> {
-        self.send_with_usage(creds, reply, message_id).await.0
+        self.send_with_usage(creds, reply, message_id, None).await.0
     }
 
     /// Sends a text reply and returns the new message's `wamid`, with the
@@ -733,11 +740,16 @@ impl WhatsAppClient {
     /// 131000, 131016, 133004 and transient errors are
     /// [`SendError::Temporary`]; any other is [`SendError::Rejected`] with
     /// what WhatsApp said.
+    ///
+    /// `callback` travels as `biz_opaque_callback_data` and comes back on
+    /// every status receipt of the message ([`Receipt::callback`]): the
+    /// platform's id of the reply, so a receipt finds its reply.
     pub async fn send_with_usage(
         &self,
         creds: &Credentials,
         reply: &OutboundReply,
         message_id: Option<&str>,
+        callback: Option<&str>,
     ) -> (Result<Sent, SendError>, Option<Usage>) {
         let (recipient, last_inbound_at) = match &reply.target {
             ReplyTarget::Direct {
@@ -783,6 +795,9 @@ impl WhatsAppClient {
         let quoted = message_id.map(str::trim).filter(|m| !m.is_empty());
         if let (Some(quoted), Value::Object(fields)) = (quoted, &mut body) {
             fields.insert("context".to_owned(), json!({ "message_id": quoted }));
+        }
+        if let (Some(callback), Value::Object(fields)) = (callback, &mut body) {
+            fields.insert("biz_opaque_callback_data".to_owned(), json!(callback));
         }
         self.post_message(creds, phone, &body, reply.now).await
     }
@@ -1248,6 +1263,7 @@ mod tests {
                 at: at_s(1_767_261_600),
                 error: None,
                 error_code: None,
+                callback: None,
             }
         );
         assert_eq!(

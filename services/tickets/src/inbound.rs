@@ -35,7 +35,7 @@ use ventanilla_eventlog::DomainEvent;
 use ventanilla_eventlog::{CommandContext, CommandError, RecordedEvent};
 use ventanilla_kernel::{Actor, TenantId};
 use ventanilla_postgres::{Handler, TenantTx};
-use ventanilla_social_domain::delivery::{self, DeliveryEvent};
+use ventanilla_social_domain::delivery::{self, DeliveryEvent, ReceiptStatus};
 use ventanilla_social_domain::inbound::{MESSAGE_RECEIVED, MessageKind, MessageReceived};
 use ventanilla_tickets_domain::ticket::{
     self as domain, DeliveryOutcome, MessageId, OpenTicket, Ticket, TicketCommand, TicketError,
@@ -76,7 +76,10 @@ impl Handler for InboundReactor {
     async fn handle(&self, tx: &mut TenantTx<'_>, events: &[RecordedEvent]) -> anyhow::Result<()> {
         let mut facts: Option<Facts> = None;
         for e in events {
-            if e.event_type == delivery::SENT || e.event_type == delivery::FAILED {
+            if e.event_type == delivery::SENT
+                || e.event_type == delivery::FAILED
+                || e.event_type == delivery::RECEIPT
+            {
                 if let Some(settled) = notice_delivered(e) {
                     // A notice of "Avísame cuando…": settle its notification.
                     let (notification, state, reason) = settled;
@@ -151,6 +154,15 @@ fn notice_delivered(e: &RecordedEvent) -> Option<(Uuid, &'static str, Option<Str
             "failed",
             Some(f.reason.chars().take(500).collect()),
         )),
+        DeliveryEvent::Receipt(r) if r.ticket.is_nil() => match r.status {
+            ReceiptStatus::Failed => Some((
+                r.message,
+                "failed",
+                Some(r.reason.unwrap_or_default().chars().take(500).collect()),
+            )),
+            // Delivered or read: it stays sent (a no-op on a settled row).
+            _ => Some((r.message, "sent", None)),
+        },
         _ => None,
     }
 }
@@ -269,6 +281,27 @@ impl InboundReactor {
                 s.message,
                 DeliveryOutcome::Sent {
                     platform_id: Some(cut(&s.platform_id, domain::PLATFORM_ID_MAX)),
+                },
+            ),
+            DeliveryEvent::Receipt(r) => (
+                r.ticket,
+                r.message,
+                match r.status {
+                    ReceiptStatus::Delivered => DeliveryOutcome::Delivered,
+                    ReceiptStatus::Read => DeliveryOutcome::Read,
+                    ReceiptStatus::Failed => DeliveryOutcome::Failed {
+                        reason: Text::parse(
+                            "reason",
+                            &cut(
+                                r.reason
+                                    .as_deref()
+                                    .unwrap_or("the network could not deliver it"),
+                                domain::FAILURE_REASON_MAX,
+                            ),
+                            domain::FAILURE_REASON_MAX,
+                        )
+                        .map_err(|err| Skip(err.to_string()))?,
+                    },
                 },
             ),
             DeliveryEvent::Failed(f) => (

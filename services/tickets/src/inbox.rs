@@ -216,14 +216,24 @@ async fn apply(
             }
         }
         TicketEvent::DeliveryRecorded(d) => {
+            // A receipt (delivered, read) keeps the platform id the send
+            // recorded.
             let (state, platform_id, reason) = match &d.outcome {
                 DeliveryOutcome::Sent { platform_id } => ("sent", platform_id.clone(), None),
                 DeliveryOutcome::Failed { reason } => {
                     ("failed", None, Some(reason.as_str().to_owned()))
                 }
+                DeliveryOutcome::Delivered => ("delivered", None, None),
+                DeliveryOutcome::Read => ("read", None, None),
             };
+            let receipt = matches!(
+                d.outcome,
+                DeliveryOutcome::Delivered | DeliveryOutcome::Read
+            );
             sqlx::query(
-                "UPDATE ticket_messages SET delivery_state = $4, delivery_platform_id = $5, failure_reason = $6 \
+                "UPDATE ticket_messages SET delivery_state = $4, \
+                        delivery_platform_id = CASE WHEN $7 THEN delivery_platform_id ELSE $5 END, \
+                        failure_reason = CASE WHEN $7 THEN failure_reason ELSE $6 END \
                  WHERE tenant_id = $1 AND ticket_id = $2 AND message_id = $3",
             )
             .bind(tenant)
@@ -232,6 +242,7 @@ async fn apply(
             .bind(state)
             .bind(platform_id)
             .bind(reason)
+            .bind(receipt)
             .execute(&mut *conn)
             .await?;
         }

@@ -142,6 +142,10 @@ stored_enum!(
         Pending => "pending",
         /// Handed to its channel.
         Sent => "sent",
+        /// The channel says it reached the citizen's device.
+        Delivered => "delivered",
+        /// The channel says the citizen read it.
+        Read => "read",
         /// Its channel refused it (see `failureReason`).
         Failed => "failed",
     }

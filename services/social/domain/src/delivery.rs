@@ -24,6 +24,9 @@ use ventanilla_kernel::{StreamId, StreamIdError};
 pub const SENT: &str = "delivery.sent";
 /// The type of the event saying a reply could not be sent, for good.
 pub const FAILED: &str = "delivery.failed";
+/// The type of a receipt after sending (contract: read by the tickets
+/// service).
+pub const RECEIPT: &str = "delivery.receipt";
 const ATTEMPT_STARTED: &str = "delivery.attempt_started";
 const RETRY_SCHEDULED: &str = "delivery.retry_scheduled";
 
@@ -61,6 +64,15 @@ pub enum DeliveryCommand {
         reason: String,
         /// When to try again.
         next_at: DateTime<Utc>,
+    },
+    /// The network reported, after the reply was sent, that it reached
+    /// the citizen, was read, or failed after all (a WhatsApp status). A
+    /// no-op unless the reply was sent.
+    Receipt {
+        /// What the network reported.
+        status: ReceiptStatus,
+        /// For a failure: why.
+        reason: Option<String>,
     },
     /// The reply cannot be sent, for good.
     Fail {
@@ -127,6 +139,35 @@ pub struct Failed {
     pub at: DateTime<Utc>,
 }
 
+/// What a receipt says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// It reached the citizen's device.
+    Delivered,
+    /// The citizen read it.
+    Read,
+    /// It did not reach them after all.
+    Failed,
+}
+
+/// `delivery.receipt` (contract: read by the tickets service).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The ticket.
+    pub ticket: Uuid,
+    /// The reply.
+    pub message: Uuid,
+    /// The channel.
+    pub channel: String,
+    /// What the network reported.
+    pub status: ReceiptStatus,
+    /// For a failure: why.
+    pub reason: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// What a delivery's stream records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryEvent {
@@ -138,6 +179,8 @@ pub enum DeliveryEvent {
     RetryScheduled(RetryScheduled),
     /// `delivery.failed`
     Failed(Failed),
+    /// `delivery.receipt`
+    Receipt(Receipt),
 }
 
 /// Reads a stored payload of schema version 1.
@@ -156,6 +199,7 @@ impl DomainEvent for DeliveryEvent {
             DeliveryEvent::Sent(_) => SENT,
             DeliveryEvent::RetryScheduled(_) => RETRY_SCHEDULED,
             DeliveryEvent::Failed(_) => FAILED,
+            DeliveryEvent::Receipt(_) => RECEIPT,
         }
     }
 
@@ -165,6 +209,7 @@ impl DomainEvent for DeliveryEvent {
             DeliveryEvent::Sent(e) => serde_json::to_value(e),
             DeliveryEvent::RetryScheduled(e) => serde_json::to_value(e),
             DeliveryEvent::Failed(e) => serde_json::to_value(e),
+            DeliveryEvent::Receipt(e) => serde_json::to_value(e),
         }
         .unwrap_or_default()
     }
@@ -179,6 +224,7 @@ impl DomainEvent for DeliveryEvent {
             SENT => Self::Sent(decode(event_type, schema_version, data)?),
             RETRY_SCHEDULED => Self::RetryScheduled(decode(event_type, schema_version, data)?),
             FAILED => Self::Failed(decode(event_type, schema_version, data)?),
+            RECEIPT => Self::Receipt(decode(event_type, schema_version, data)?),
             other => {
                 return Err(UpcastError {
                     event_type: other.to_owned(),
@@ -216,6 +262,8 @@ pub struct DeliveryState {
     pub attempts: u32,
     /// Whether it was sent or failed for good.
     pub finished: bool,
+    /// Whether it was sent (receipts are recorded only then).
+    pub sent: bool,
 }
 
 /// The aggregate.
@@ -236,6 +284,20 @@ impl Decider for Delivery {
         command: &DeliveryCommand,
         now: DateTime<Utc>,
     ) -> Result<Vec<DeliveryEvent>, DeliveryError> {
+        if let DeliveryCommand::Receipt { status, reason } = command {
+            let Some((ticket, message, channel)) = state.started.clone().filter(|_| state.sent)
+            else {
+                return Ok(vec![]);
+            };
+            return Ok(vec![DeliveryEvent::Receipt(Receipt {
+                ticket,
+                message,
+                channel,
+                status: *status,
+                reason: reason.as_deref().map(cut),
+                at: now,
+            })]);
+        }
         if state.finished {
             return Err(DeliveryError::Finished);
         }
@@ -278,6 +340,8 @@ impl Decider for Delivery {
                     at: now,
                 })])
             }
+            // Handled above, before the finished check.
+            DeliveryCommand::Receipt { .. } => Ok(vec![]),
             DeliveryCommand::Fail { reason } => {
                 let (ticket, message, channel) = ids()?;
                 Ok(vec![DeliveryEvent::Failed(Failed {
@@ -299,10 +363,16 @@ impl Decider for Delivery {
                 state.attempts = state.attempts.max(e.attempt);
             }
             DeliveryEvent::RetryScheduled(_) => state.in_progress = None,
-            DeliveryEvent::Sent(_) | DeliveryEvent::Failed(_) => {
+            DeliveryEvent::Sent(_) => {
+                state.in_progress = None;
+                state.finished = true;
+                state.sent = true;
+            }
+            DeliveryEvent::Failed(_) => {
                 state.in_progress = None;
                 state.finished = true;
             }
+            DeliveryEvent::Receipt(_) => {}
         }
         state
     }
@@ -411,5 +481,41 @@ mod tests {
             stream_id(Uuid::from_u128(2)).unwrap().as_str(),
             "delivery-00000000-0000-0000-0000-000000000002"
         );
+    }
+
+    #[test]
+    fn receipts_are_recorded_only_after_a_send() {
+        let started = DeliveryEvent::AttemptStarted(AttemptStarted {
+            ticket: Uuid::from_u128(1),
+            message: Uuid::from_u128(2),
+            channel: "whatsapp".into(),
+            attempt: 1,
+            at: now(),
+        });
+        let sent = DeliveryEvent::Sent(Sent {
+            ticket: Uuid::from_u128(1),
+            message: Uuid::from_u128(2),
+            channel: "whatsapp".into(),
+            platform_id: "wamid.1".into(),
+            at: now(),
+        });
+        let read = DeliveryCommand::Receipt {
+            status: ReceiptStatus::Read,
+            reason: None,
+        };
+        given::<Delivery>(vec![started.clone()])
+            .when(&read)
+            .then(vec![]);
+        given::<Delivery>(vec![started, sent])
+            .at(now())
+            .when(&read)
+            .then(vec![DeliveryEvent::Receipt(Receipt {
+                ticket: Uuid::from_u128(1),
+                message: Uuid::from_u128(2),
+                channel: "whatsapp".into(),
+                status: ReceiptStatus::Read,
+                reason: None,
+                at: now(),
+            })]);
     }
 }

@@ -608,6 +608,29 @@ pub fn status_receipt(phone_number_id: &str, wamid: &str, status: &str, recipien
     )
 }
 
+/// [`status_receipt`] of a message sent with `biz_opaque_callback_data`
+/// (WhatsApp echoes it on every status of the message).
+pub fn status_receipt_with_callback(
+    phone_number_id: &str,
+    wamid: &str,
+    status: &str,
+    recipient: &str,
+    callback: &str,
+) -> Value {
+    let mut payload = status_receipt(phone_number_id, wamid, status, recipient);
+    if let Some(statuses) = payload
+        .pointer_mut("/entry/0/changes/0/value/statuses")
+        .and_then(Value::as_array_mut)
+    {
+        for status in statuses {
+            if let Value::Object(fields) = status {
+                fields.insert("biz_opaque_callback_data".to_owned(), json!(callback));
+            }
+        }
+    }
+    payload
+}
+
 /// [`status_receipt`] at `timestamp` (Unix seconds).
 pub fn status_receipt_at(
     phone_number_id: &str,

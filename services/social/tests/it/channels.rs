@@ -315,6 +315,43 @@ async fn a_whatsapp_message_becomes_a_ticket_once_and_is_answered_within_the_win
     assert_eq!(sent.len(), 1, "only inside the window: {sent:?}");
     assert_eq!(sent[0].to, "34600111222");
     assert_eq!(sent[0].body, "Sí, de 9 a 14 h.");
+    // WhatsApp's status receipts move the reply to read (a late
+    // "delivered" does not take it back); they find the reply by the
+    // callback data it was sent with.
+    let fresh_ticket = tickets
+        .iter()
+        .find(|t| {
+            t.contact["handle"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("34600111222")
+        })
+        .unwrap()
+        .ticket_id;
+    let view = w
+        .tickets
+        .ticket(c.tenant, c.agent, TicketId(fresh_ticket))
+        .await
+        .unwrap();
+    let out = view.messages.iter().find(|m| m.direction == "out").unwrap();
+    let wamid = out.delivery_platform_id.clone().unwrap();
+    for status in ["read", "delivered"] {
+        let receipt = ventanilla_social::fake::whatsapp::status_receipt_with_callback(
+            "106540352242922",
+            &wamid,
+            status,
+            "34600111222",
+            &out.message_id.to_string(),
+        );
+        let (body, signature) = signed_webhook("wa-app-secret", &receipt);
+        assert_eq!(
+            w.post(&url, "x-hub-signature-256", &signature, body)
+                .await
+                .status(),
+            200
+        );
+    }
+    w.settle().await;
     for t in &tickets {
         let view = w
             .tickets
@@ -327,7 +364,8 @@ async fn a_whatsapp_message_becomes_a_ticket_once_and_is_answered_within_the_win
             .unwrap_or_default()
             .contains("34600111222")
         {
-            assert_eq!(out.delivery_state.as_deref(), Some("sent"), "{out:?}");
+            assert_eq!(out.delivery_state.as_deref(), Some("read"), "{out:?}");
+            assert_eq!(out.delivery_platform_id.as_deref(), Some(wamid.as_str()));
         } else {
             assert_eq!(out.delivery_state.as_deref(), Some("failed"), "{out:?}");
             assert!(

@@ -143,6 +143,41 @@ pub enum DeliveryState {
         /// Why, as the channel said it.
         reason: Text,
     },
+    /// The channel says it reached the citizen's device (a WhatsApp
+    /// receipt).
+    Delivered {
+        /// The platform's id of the sent message, if it gave one.
+        platform_id: Option<String>,
+    },
+    /// The channel says the citizen read it.
+    Read {
+        /// The platform's id of the sent message, if it gave one.
+        platform_id: Option<String>,
+    },
+}
+
+impl DeliveryState {
+    /// How far along it is: a receipt never takes a message back
+    /// (receipts arrive out of order), a failure ends it.
+    fn rank(&self) -> u8 {
+        match self {
+            DeliveryState::Pending => 0,
+            DeliveryState::Sent { .. } => 1,
+            DeliveryState::Delivered { .. } => 2,
+            DeliveryState::Read { .. } => 3,
+            DeliveryState::Failed { .. } => 4,
+        }
+    }
+
+    /// The platform id it carries.
+    fn platform_id(&self) -> Option<String> {
+        match self {
+            DeliveryState::Sent { platform_id }
+            | DeliveryState::Delivered { platform_id }
+            | DeliveryState::Read { platform_id } => platform_id.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// What the delivery of an outbound message came to (reported by whoever
@@ -161,11 +196,17 @@ pub enum DeliveryOutcome {
         /// Why (at most [`FAILURE_REASON_MAX`] characters).
         reason: Text,
     },
+    /// A receipt: it reached the citizen's device.
+    Delivered,
+    /// A receipt: the citizen read it.
+    Read,
 }
 
 impl DeliveryOutcome {
-    /// The delivery state a message is in after this outcome.
-    pub fn state(&self) -> DeliveryState {
+    /// The delivery state a message is in after this outcome, from
+    /// `previous` (a receipt keeps the platform id the send recorded).
+    pub fn state_after(&self, previous: Option<&DeliveryState>) -> DeliveryState {
+        let platform_id = previous.and_then(DeliveryState::platform_id);
         match self {
             DeliveryOutcome::Sent { platform_id } => DeliveryState::Sent {
                 platform_id: platform_id.clone(),
@@ -173,7 +214,15 @@ impl DeliveryOutcome {
             DeliveryOutcome::Failed { reason } => DeliveryState::Failed {
                 reason: reason.clone(),
             },
+            DeliveryOutcome::Delivered => DeliveryState::Delivered { platform_id },
+            DeliveryOutcome::Read => DeliveryState::Read { platform_id },
         }
+    }
+
+    /// The delivery state after this outcome alone (a send's or a
+    /// failure's; a receipt without a previous send has no platform id).
+    pub fn state(&self) -> DeliveryState {
+        self.state_after(None)
     }
 }
 
@@ -1266,8 +1315,20 @@ fn decide_on(
                     check_platform_id("platform_id", platform_id.as_ref())?;
                 }
                 DeliveryOutcome::Failed { reason } => reason.check("reason", FAILURE_REASON_MAX)?,
+                DeliveryOutcome::Delivered | DeliveryOutcome::Read => {}
             }
-            if message.delivery.as_ref() == Some(&outcome.state()) {
+            let next = outcome.state_after(message.delivery.as_ref());
+            if message.delivery.as_ref() == Some(&next) {
+                return Ok(vec![]);
+            }
+            // A receipt (or a repeated send) never takes a message back:
+            // receipts arrive out of order. After a failure, a send that
+            // succeeded on a retry is news.
+            if let Some(current) = &message.delivery
+                && !matches!(outcome, DeliveryOutcome::Failed { .. })
+                && !matches!(current, DeliveryState::Failed { .. })
+                && current.rank() >= next.rank()
+            {
                 return Ok(vec![]);
             }
             Ok(vec![TicketEvent::DeliveryRecorded(DeliveryRecorded {
@@ -1514,7 +1575,7 @@ impl Decider for Ticket {
             TicketEvent::SlaBreached(e) => t.breaches.push((e.clock, e.due)),
             TicketEvent::DeliveryRecorded(e) => {
                 if let Some(m) = t.messages.iter_mut().find(|m| m.id == e.message_id) {
-                    m.delivery = Some(e.outcome.state());
+                    m.delivery = Some(e.outcome.state_after(m.delivery.as_ref()));
                 }
             }
             TicketEvent::NoteAdded(e) => t.notes.push(e.note_id),
@@ -3358,5 +3419,36 @@ mod tests {
         assert_eq!(events.last(), Some(&due_set(None, Some(again))));
         let t = state_after(&with(history(Status::Resolved), events));
         assert_eq!((t.status, t.resolution_due), (Status::Open, Some(again)));
+    }
+
+    #[test]
+    fn receipts_move_a_reply_forward_only() {
+        let sent = DeliveryOutcome::Sent {
+            platform_id: Some("wamid.1".to_owned()),
+        };
+        let after_send = with(history(Status::Open), [delivered(msg(2), sent.clone())]);
+        given::<Ticket>(after_send.clone())
+            .when(&delivery(msg(2), DeliveryOutcome::Read))
+            .then(vec![delivered(msg(2), DeliveryOutcome::Read)]);
+        let after_read = with(after_send, [delivered(msg(2), DeliveryOutcome::Read)]);
+        assert_eq!(
+            state_after(&after_read).message(msg(2)).unwrap().delivery,
+            Some(DeliveryState::Read {
+                platform_id: Some("wamid.1".to_owned())
+            })
+        );
+        // Late receipts and a repeated send take it nowhere.
+        for late in [DeliveryOutcome::Delivered, sent] {
+            given::<Ticket>(after_read.clone())
+                .when(&delivery(msg(2), late))
+                .then(vec![]);
+        }
+        // A failure reported after all is news.
+        let failed = DeliveryOutcome::Failed {
+            reason: reason("the number no longer has WhatsApp"),
+        };
+        given::<Ticket>(after_read)
+            .when(&delivery(msg(2), failed.clone()))
+            .then(vec![delivered(msg(2), failed)]);
     }
 }
