@@ -89,8 +89,18 @@ impl Mailbox {
                 references,
                 reference_hint,
                 subject,
+                attachments,
                 ..
             } => {
+                // Attachments are metadata only: the agent sees what came.
+                if !attachments.is_empty() {
+                    let listed: Vec<String> = attachments.iter().map(describe).collect();
+                    inbound.text = format!(
+                        "{}\n\n[Adjuntos: {}]",
+                        inbound.text.trim_end(),
+                        listed.join("; ")
+                    );
+                }
                 if references.is_empty()
                     && inbound.in_reply_to.is_none()
                     && let Some(reference) = reference_hint
@@ -131,6 +141,23 @@ impl Mailbox {
     }
 }
 
+/// One attachment as the agent reads it: name, type, size, and whether it
+/// was left out for its size.
+fn describe(a: &crate::email::AttachmentMeta) -> String {
+    let name = a.filename.as_deref().unwrap_or("(sin nombre)");
+    let size = if a.size >= 1024 * 1024 {
+        format!("{:.1} MB", a.size as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{} KB", a.size.div_ceil(1024))
+    };
+    let note = if a.too_large {
+        ", demasiado grande: no se guardó"
+    } else {
+        ""
+    };
+    format!("{name} ({}, {size}{note})", a.mime_type)
+}
+
 #[async_trait]
 impl MailHandler for Mailbox {
     async fn recipient(&self, rcpt: &str) -> Result<(), Refusal> {
@@ -145,5 +172,31 @@ impl MailHandler for Mailbox {
             self.deliver_to(rcpt, &mail.data).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachments_read_as_metadata() {
+        let a = crate::email::AttachmentMeta {
+            filename: Some("factura.pdf".into()),
+            mime_type: "application/pdf".into(),
+            size: 120 * 1024,
+            too_large: false,
+        };
+        assert_eq!(describe(&a), "factura.pdf (application/pdf, 120 KB)");
+        let big = crate::email::AttachmentMeta {
+            filename: None,
+            mime_type: "video/mp4".into(),
+            size: 30 * 1024 * 1024,
+            too_large: true,
+        };
+        assert_eq!(
+            describe(&big),
+            "(sin nombre) (video/mp4, 30.0 MB, demasiado grande: no se guardó)"
+        );
     }
 }
