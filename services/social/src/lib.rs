@@ -48,6 +48,7 @@ pub mod mailbox;
 pub mod mastodon;
 pub mod meta;
 pub mod outbound;
+mod payload;
 pub mod polling;
 pub mod publications;
 #[cfg(feature = "fakes")]

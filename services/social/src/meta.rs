@@ -35,6 +35,7 @@ use ventanilla_social_domain::inbound::{Author, MessageKind};
 use crate::connector::{
     Credentials, Delivery, Inbound, OutboundReply, Post, ReplyTarget, SendError, Sent, WebhookError,
 };
+use crate::payload;
 
 /// The header Meta signs webhook deliveries in.
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
@@ -147,7 +148,7 @@ pub fn entry_ids(raw_body: &[u8]) -> Result<Vec<String>, WebhookError> {
     let (_, entries) = envelope(raw_body)?;
     let mut ids: Vec<String> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
-        let id = required_id(entry, "id", &format!("entry[{i}]"))?;
+        let id = READ.required_id(entry, "id", &format!("entry[{i}]"))?;
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -214,10 +215,10 @@ fn parse_entries(
     let mut delivery = Delivery::default();
     for (i, entry) in entries.iter().enumerate() {
         let at = format!("entry[{i}]");
-        let entry_id = required_id(entry, "id", &at)?;
-        let messaging = optional_array(entry, "messaging", &at)?;
-        let changes = optional_array(entry, "changes", &at)?;
-        let standby = optional_array(entry, "standby", &at)?;
+        let entry_id = READ.required_id(entry, "id", &at)?;
+        let messaging = READ.optional_array(entry, "messaging", &at)?;
+        let changes = READ.optional_array(entry, "changes", &at)?;
+        let standby = READ.optional_array(entry, "standby", &at)?;
         if only_entry.is_some_and(|wanted| wanted != entry_id) {
             continue;
         }
@@ -253,7 +254,7 @@ fn envelope(raw_body: &[u8]) -> Result<(&'static str, Vec<Value>), WebhookError>
         Some(other) => {
             return Err(malformed(format!(
                 "the object {:?} is not handled (only page and instagram)",
-                excerpt(other)
+                payload::excerpt(other, 40)
             )));
         }
         None => return Err(malformed("\"object\" is missing")),
@@ -292,11 +293,11 @@ impl Context<'_> {
             return Err(malformed(format!("{at}.message is not an object")));
         }
         let at_message = format!("{at}.message");
-        let mid = required_str(message, "mid", &at_message)?;
+        let mid = READ.required_str(message, "mid", &at_message)?;
         let sender = item
             .get("sender")
             .ok_or_else(|| malformed(format!("{at}.sender is missing")))
-            .and_then(|s| required_id(s, "id", &format!("{at}.sender")))?;
+            .and_then(|s| READ.required_id(s, "id", &format!("{at}.sender")))?;
         let is_echo = message.get("is_echo").and_then(Value::as_bool) == Some(true);
         if is_echo || sender == self.own_id {
             out.ignored += 1;
@@ -340,7 +341,7 @@ impl Context<'_> {
 
     /// One `changes[]` item: a comment, or a field we ignore.
     fn change(&self, change: &Value, at: &str, out: &mut Delivery) -> Result<(), WebhookError> {
-        let field = required_str(change, "field", at)?;
+        let field = READ.required_str(change, "field", at)?;
         let value = change
             .get("value")
             .filter(|v| v.is_object())
@@ -365,8 +366,8 @@ impl Context<'_> {
             out.ignored += 1;
             return Ok(());
         }
-        let verb = required_str(value, "verb", at)?;
-        let comment_id = required_id(value, "comment_id", at)?;
+        let verb = READ.required_str(value, "verb", at)?;
+        let comment_id = READ.required_id(value, "comment_id", at)?;
         let edited = match verb.as_str() {
             "add" => false,
             "edited" => true,
@@ -380,7 +381,7 @@ impl Context<'_> {
                 return Ok(());
             }
         };
-        let post_id = required_id(value, "post_id", at)?;
+        let post_id = READ.required_id(value, "post_id", at)?;
         let Some(author) = self.author(value, "name", "username", &comment_id, out) else {
             return Ok(());
         };
@@ -399,7 +400,7 @@ impl Context<'_> {
             kind: MessageKind::Comment,
             platform_id,
             thread: post_id,
-            in_reply_to: value.get("parent_id").and_then(id_string),
+            in_reply_to: value.get("parent_id").and_then(payload::id_string),
             author,
             text: text_of(value, "message"),
             sent_at,
@@ -414,11 +415,11 @@ impl Context<'_> {
         at: &str,
         out: &mut Delivery,
     ) -> Result<(), WebhookError> {
-        let comment_id = required_id(value, "id", at)?;
+        let comment_id = READ.required_id(value, "id", at)?;
         let media_id = value
             .get("media")
             .ok_or_else(|| malformed(format!("{at}.media is missing")))
-            .and_then(|m| required_id(m, "id", &format!("{at}.media")))?;
+            .and_then(|m| READ.required_id(m, "id", &format!("{at}.media")))?;
         let Some(author) = self.author(value, "name", "username", &comment_id, out) else {
             return Ok(());
         };
@@ -433,7 +434,7 @@ impl Context<'_> {
             kind: MessageKind::Comment,
             platform_id: comment_id,
             thread: media_id,
-            in_reply_to: value.get("parent_id").and_then(id_string),
+            in_reply_to: value.get("parent_id").and_then(payload::id_string),
             author,
             text: text_of(value, "text"),
             sent_at,
@@ -461,7 +462,7 @@ impl Context<'_> {
             out.ignored += 1;
             return None;
         };
-        let Some(id) = from.get("id").and_then(id_string) else {
+        let Some(id) = from.get("id").and_then(payload::id_string) else {
             tracing::warn!(
                 network = NETWORK,
                 channel = self.channel,
@@ -490,47 +491,11 @@ impl Context<'_> {
 }
 
 fn malformed(problem: impl Into<String>) -> WebhookError {
-    WebhookError::Malformed {
-        network: NETWORK,
-        problem: problem.into(),
-    }
+    READ.malformed(problem)
 }
 
-/// At most 40 characters of a value we quote back in an error.
-fn excerpt(s: &str) -> String {
-    s.chars().take(40).collect()
-}
-
-/// An id, which Meta sends as a string (some test tools send numbers).
-fn id_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn required_id(v: &Value, field: &str, at: &str) -> Result<String, WebhookError> {
-    v.get(field)
-        .and_then(id_string)
-        .ok_or_else(|| malformed(format!("{at}.{field} is missing or not an id")))
-}
-
-fn required_str(v: &Value, field: &str, at: &str) -> Result<String, WebhookError> {
-    v.get(field)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| malformed(format!("{at}.{field} is missing or not a string")))
-}
-
-fn optional_array<'v>(v: &'v Value, field: &str, at: &str) -> Result<&'v [Value], WebhookError> {
-    match v.get(field) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err(malformed(format!("{at}.{field} is not an array"))),
-    }
-}
+/// Reads this network's payloads.
+const READ: payload::Reader = payload::Reader::new(NETWORK);
 
 fn text_of(v: &Value, field: &str) -> String {
     v.get(field)
@@ -925,7 +890,7 @@ impl GraphClient {
         } else {
             Err(SendError::Rejected {
                 network: self.channel,
-                reason: format!("{:?} is not a valid id", excerpt(id)),
+                reason: format!("{:?} is not a valid id", payload::excerpt(id, 40)),
             })
         }
     }
@@ -964,9 +929,11 @@ impl GraphClient {
             let error = self.graph_error(status, &headers, &bytes, call, now, token);
             return (Err(error), used);
         }
-        let id = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| id_fields.iter().find_map(|f| v.get(*f).and_then(id_string)));
+        let id = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+            id_fields
+                .iter()
+                .find_map(|f| v.get(*f).and_then(payload::id_string))
+        });
         let result = match id {
             Some(platform_id) => Ok(Sent { platform_id }),
             None => {
@@ -1042,7 +1009,7 @@ impl GraphClient {
             .as_ref()
             .and_then(|e| e.get("fbtrace_id"))
             .and_then(Value::as_str)
-            .map(|t| format!(" (fbtrace_id {})", excerpt(t)))
+            .map(|t| format!(" (fbtrace_id {})", payload::excerpt(t, 40)))
             .unwrap_or_default();
         tracing::warn!(
             network = NETWORK,
@@ -1129,15 +1096,10 @@ impl GraphClient {
 
 fn or_code(message: &str, code: Option<i64>) -> String {
     match (message.is_empty(), code) {
-        (false, _) => excerpt_long(message),
+        (false, _) => payload::excerpt(message, 300),
         (true, Some(code)) => format!("Graph error code {code}"),
         (true, None) => "Graph error".to_owned(),
     }
-}
-
-/// At most 300 characters of what Graph said.
-fn excerpt_long(s: &str) -> String {
-    s.chars().take(300).collect()
 }
 
 /// `message` with any occurrence of the token removed (Graph does not echo

@@ -48,6 +48,7 @@ use crate::connector::{
     Credentials, Delivery, Inbound, OutboundReply, Post, ReplyTarget, SendError, Sent, WebhookError,
 };
 use crate::meta::{self, Usage};
+use crate::payload;
 
 pub use crate::meta::SIGNATURE_HEADER;
 
@@ -257,7 +258,7 @@ pub fn phone_number_ids(raw_body: &[u8]) -> Result<Vec<String>, WebhookError> {
                 .get("value")
                 .and_then(|v| v.get("metadata"))
                 .and_then(|m| m.get("phone_number_id"))
-                .and_then(id_string);
+                .and_then(payload::id_string);
             match id {
                 Some(id) if !ids.contains(&id) => ids.push(id),
                 Some(_) => {}
@@ -330,7 +331,7 @@ fn envelope(raw_body: &[u8]) -> Result<Vec<Value>, WebhookError> {
         Some(other) => {
             return Err(malformed(format!(
                 "the object {:?} is not handled (only {OBJECT})",
-                excerpt(other)
+                payload::excerpt(other, 40)
             )));
         }
         None => return Err(malformed("\"object\" is missing")),
@@ -346,7 +347,7 @@ fn changes_of<'v>(entry: &'v Value, at: &str) -> Result<&'v [Value], WebhookErro
     if !entry.is_object() {
         return Err(malformed(format!("{at} is not an object")));
     }
-    optional_array(entry, "changes", at)
+    READ.optional_array(entry, "changes", at)
 }
 
 /// One `changes[]` item.
@@ -359,7 +360,7 @@ fn read_change(
     if !change.is_object() {
         return Err(malformed(format!("{at} is not an object")));
     }
-    let field = required_str(change, "field", at)?;
+    let field = READ.required_str(change, "field", at)?;
     let value = change
         .get("value")
         .filter(|v| v.is_object())
@@ -368,7 +369,7 @@ fn read_change(
     let number = value
         .get("metadata")
         .and_then(|m| m.get("phone_number_id"))
-        .and_then(id_string);
+        .and_then(payload::id_string);
     if field != "messages" {
         // Template, quality, account updates…: counted for the number they
         // name, or for every number when they name none.
@@ -382,10 +383,10 @@ fn read_change(
     if number != own {
         return Ok(());
     }
-    let contacts = optional_array(value, "contacts", &at)?;
-    let messages = optional_array(value, "messages", &at)?;
-    let statuses = optional_array(value, "statuses", &at)?;
-    let errors = optional_array(value, "errors", &at)?;
+    let contacts = READ.optional_array(value, "contacts", &at)?;
+    let messages = READ.optional_array(value, "messages", &at)?;
+    let statuses = READ.optional_array(value, "statuses", &at)?;
+    let errors = READ.optional_array(value, "errors", &at)?;
     for (k, message) in messages.iter().enumerate() {
         read_message(message, contacts, &format!("{at}.messages[{k}]"), out)?;
     }
@@ -414,9 +415,9 @@ fn read_message(
     if !message.is_object() {
         return Err(malformed(format!("{at} is not an object")));
     }
-    let wamid = required_id(message, "id", at)?;
-    let from = required_id(message, "from", at)?;
-    let message_type = required_str(message, "type", at)?;
+    let wamid = READ.required_id(message, "id", at)?;
+    let from = READ.required_id(message, "from", at)?;
+    let message_type = READ.required_str(message, "type", at)?;
     let sent_at = message
         .get("timestamp")
         .and_then(timestamp)
@@ -445,7 +446,7 @@ fn read_message(
     };
     let name = contacts
         .iter()
-        .find(|c| c.get("wa_id").and_then(id_string).as_deref() == Some(from.as_str()))
+        .find(|c| c.get("wa_id").and_then(payload::id_string).as_deref() == Some(from.as_str()))
         .map(|c| str_at(c, &["profile", "name"]))
         .filter(|n| !n.is_empty());
     out.delivery.messages.push(Inbound {
@@ -456,7 +457,7 @@ fn read_message(
         in_reply_to: message
             .get("context")
             .and_then(|c| c.get("id"))
-            .and_then(id_string),
+            .and_then(payload::id_string),
         author: Author {
             platform_user_id: from,
             handle: None,
@@ -511,7 +512,7 @@ fn attachment(wamid: &str, kind: MediaKind, media: &Value) -> Attachment {
     Attachment {
         message_id: wamid.to_owned(),
         kind,
-        media_id: media.get("id").and_then(id_string),
+        media_id: media.get("id").and_then(payload::id_string),
         mime_type: text("mime_type"),
         sha256: text("sha256"),
         filename: text("filename"),
@@ -524,12 +525,12 @@ fn read_status(status: &Value, at: &str, out: &mut WhatsAppDelivery) -> Result<(
     if !status.is_object() {
         return Err(malformed(format!("{at} is not an object")));
     }
-    let wamid = required_id(status, "id", at)?;
-    let state = required_str(status, "status", at)?;
+    let wamid = READ.required_id(status, "id", at)?;
+    let state = READ.required_str(status, "status", at)?;
     let recipient = status
         .get("recipient_id")
         .or_else(|| status.get("recipient_user_id"))
-        .and_then(id_string)
+        .and_then(payload::id_string)
         .ok_or_else(|| malformed(format!("{at}.recipient_id is missing")))?;
     let when = status
         .get("timestamp")
@@ -546,7 +547,7 @@ fn read_status(status: &Value, at: &str, out: &mut WhatsAppDelivery) -> Result<(
             return Ok(());
         }
     };
-    let errors = optional_array(status, "errors", at)?;
+    let errors = READ.optional_array(status, "errors", at)?;
     out.receipts.push(Receipt {
         wamid,
         status: state,
@@ -588,8 +589,8 @@ fn describe_errors(errors: &[Value]) -> Option<String> {
                 (None, None) => return code.map(|c| format!("error code {c}")),
             };
             Some(match code {
-                Some(c) => format!("{} (code {c})", excerpt_long(&text)),
-                None => excerpt_long(&text),
+                Some(c) => format!("{} (code {c})", payload::excerpt(&text, 300)),
+                None => payload::excerpt(&text, 300),
             })
         })
         .collect();
@@ -597,52 +598,11 @@ fn describe_errors(errors: &[Value]) -> Option<String> {
 }
 
 fn malformed(problem: impl Into<String>) -> WebhookError {
-    WebhookError::Malformed {
-        network: CHANNEL,
-        problem: problem.into(),
-    }
+    READ.malformed(problem)
 }
 
-/// At most 40 characters of a value we quote back in an error.
-fn excerpt(s: &str) -> String {
-    s.chars().take(40).collect()
-}
-
-/// At most 300 characters of what WhatsApp said.
-fn excerpt_long(s: &str) -> String {
-    s.chars().take(300).collect()
-}
-
-/// An id, which WhatsApp sends as a string (some test tools send numbers).
-fn id_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn required_id(v: &Value, field: &str, at: &str) -> Result<String, WebhookError> {
-    v.get(field)
-        .and_then(id_string)
-        .ok_or_else(|| malformed(format!("{at}.{field} is missing or not an id")))
-}
-
-fn required_str(v: &Value, field: &str, at: &str) -> Result<String, WebhookError> {
-    v.get(field)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| malformed(format!("{at}.{field} is missing or not a string")))
-}
-
-fn optional_array<'v>(v: &'v Value, field: &str, at: &str) -> Result<&'v [Value], WebhookError> {
-    match v.get(field) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err(malformed(format!("{at}.{field} is not an array"))),
-    }
-}
+/// Reads this network's payloads.
+const READ: payload::Reader = payload::Reader::new(CHANNEL);
 
 /// The string at `path` in `v`, or "".
 fn str_at(v: &Value, path: &[&str]) -> String {
@@ -844,7 +804,7 @@ impl WhatsAppClient {
             v.get("messages")
                 .and_then(|m| m.get(0))
                 .and_then(|m| m.get("id"))
-                .and_then(id_string)
+                .and_then(payload::id_string)
         });
         let result = match wamid {
             Some(platform_id) => Ok(Sent { platform_id }),
@@ -890,7 +850,7 @@ fn segment(id: &str) -> Result<&str, SendError> {
     } else {
         Err(rejected(format!(
             "{:?} is not a WhatsApp phone-number id: an admin must link the account with the phone-number id Meta shows for the number",
-            excerpt(id)
+            payload::excerpt(id, 40)
         )))
     }
 }
@@ -949,7 +909,7 @@ fn api_error(
         .filter(|d| !d.is_empty() && *d != message);
     let trace = field("fbtrace_id")
         .and_then(Value::as_str)
-        .map(|t| format!(" (fbtrace_id {})", excerpt(t)))
+        .map(|t| format!(" (fbtrace_id {})", payload::excerpt(t, 40)))
         .unwrap_or_default();
     tracing::warn!(
         network = CHANNEL,
@@ -966,7 +926,7 @@ fn api_error(
             (true, None, Some(code)) => format!("error code {code}"),
             (true, None, None) => "an error without description".to_owned(),
         };
-        format!("{}{trace}", excerpt_long(&text))
+        format!("{}{trace}", payload::excerpt(&text, 300))
     };
     let rate_limited = matches!(code, Some(4 | 80_007 | 130_429 | 131_056));
     if status == StatusCode::TOO_MANY_REQUESTS || rate_limited {

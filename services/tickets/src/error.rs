@@ -1,7 +1,6 @@
 //! Why a request to the tickets service was refused, with the stable code
 //! the API reports ([`TicketsError::code`]). Messages say what to fix.
 
-use ventanilla_eventlog::CommandError;
 use ventanilla_tickets_domain::service_levels::ServiceLevelsError;
 use ventanilla_tickets_domain::ticket::TicketError;
 use ventanilla_tickets_domain::values::InvalidValue;
@@ -93,49 +92,63 @@ impl From<TicketError> for TicketsError {
     }
 }
 
-impl From<ventanilla_tenancy::TenancyError> for TicketsError {
-    fn from(e: ventanilla_tenancy::TenancyError) -> Self {
-        match e {
-            ventanilla_tenancy::TenancyError::TenantSuspended { reason } => {
-                TicketsError::TenantSuspended { reason }
+service_error_conversions!(TicketsError);
+
+/// The conversions every error type of this service has (same variant
+/// names: `TenantSuspended`, `TenantUnavailable`, `Conflict`,
+/// `Unexpected`): the tenants' facts, the event log's command errors, and
+/// the internal failures, which reveal nothing.
+macro_rules! service_error_conversions {
+    ($error:ident) => {
+        impl From<ventanilla_tenancy::TenancyError> for $error {
+            fn from(e: ventanilla_tenancy::TenancyError) -> Self {
+                match e {
+                    ventanilla_tenancy::TenancyError::TenantSuspended { reason } => {
+                        $error::TenantSuspended { reason }
+                    }
+                    ventanilla_tenancy::TenancyError::TenantUnavailable => {
+                        $error::TenantUnavailable
+                    }
+                    ventanilla_tenancy::TenancyError::Unexpected(e) => $error::Unexpected(e),
+                }
             }
-            ventanilla_tenancy::TenancyError::TenantUnavailable => TicketsError::TenantUnavailable,
-            ventanilla_tenancy::TenancyError::Unexpected(e) => TicketsError::Unexpected(e),
         }
-    }
-}
 
-impl From<anyhow::Error> for TicketsError {
-    fn from(e: anyhow::Error) -> Self {
-        TicketsError::Unexpected(e)
-    }
-}
-
-impl From<sqlx::Error> for TicketsError {
-    fn from(e: sqlx::Error) -> Self {
-        TicketsError::Unexpected(e.into())
-    }
-}
-
-impl From<ventanilla_kernel::StreamIdError> for TicketsError {
-    fn from(e: ventanilla_kernel::StreamIdError) -> Self {
-        TicketsError::Unexpected(e.into())
-    }
-}
-
-impl<E: std::error::Error + Send + Sync + 'static> From<CommandError<E>> for TicketsError
-where
-    TicketsError: From<E>,
-{
-    fn from(e: CommandError<E>) -> Self {
-        match e {
-            CommandError::Domain(e) => e.into(),
-            CommandError::Conflict { .. } => TicketsError::Conflict,
-            CommandError::Invalid(e) => TicketsError::Unexpected(e.into()),
-            CommandError::Unexpected(e) => TicketsError::Unexpected(e),
+        impl From<anyhow::Error> for $error {
+            fn from(e: anyhow::Error) -> Self {
+                $error::Unexpected(e)
+            }
         }
-    }
+
+        impl From<sqlx::Error> for $error {
+            fn from(e: sqlx::Error) -> Self {
+                $error::Unexpected(e.into())
+            }
+        }
+
+        impl From<ventanilla_kernel::StreamIdError> for $error {
+            fn from(e: ventanilla_kernel::StreamIdError) -> Self {
+                $error::Unexpected(e.into())
+            }
+        }
+
+        impl<E: std::error::Error + Send + Sync + 'static>
+            From<ventanilla_eventlog::CommandError<E>> for $error
+        where
+            $error: From<E>,
+        {
+            fn from(e: ventanilla_eventlog::CommandError<E>) -> Self {
+                match e {
+                    ventanilla_eventlog::CommandError::Domain(e) => e.into(),
+                    ventanilla_eventlog::CommandError::Conflict { .. } => $error::Conflict,
+                    ventanilla_eventlog::CommandError::Invalid(e) => $error::Unexpected(e.into()),
+                    ventanilla_eventlog::CommandError::Unexpected(e) => $error::Unexpected(e),
+                }
+            }
+        }
+    };
 }
+pub(crate) use service_error_conversions;
 
 #[cfg(test)]
 mod tests {

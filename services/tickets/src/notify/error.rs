@@ -2,12 +2,12 @@
 //! stable code the API reports ([`NotifyError::code`]). Messages say what
 //! to fix; internal errors reveal nothing.
 
-use ventanilla_eventlog::CommandError;
 use ventanilla_tickets_domain::announcement::AnnouncementError;
 use ventanilla_tickets_domain::subscription::SubscriptionError;
 use ventanilla_tickets_domain::values::InvalidValue;
 
 use super::links::KeyError;
+use crate::error::service_error_conversions;
 
 /// Why a request was refused. Nothing is written when it is.
 #[derive(Debug, thiserror::Error)]
@@ -125,46 +125,4 @@ impl From<KeyError> for NotifyError {
     }
 }
 
-impl From<ventanilla_tenancy::TenancyError> for NotifyError {
-    fn from(e: ventanilla_tenancy::TenancyError) -> Self {
-        match e {
-            ventanilla_tenancy::TenancyError::TenantSuspended { reason } => {
-                NotifyError::TenantSuspended { reason }
-            }
-            ventanilla_tenancy::TenancyError::TenantUnavailable => NotifyError::TenantUnavailable,
-            ventanilla_tenancy::TenancyError::Unexpected(e) => NotifyError::Unexpected(e),
-        }
-    }
-}
-
-impl From<anyhow::Error> for NotifyError {
-    fn from(e: anyhow::Error) -> Self {
-        NotifyError::Unexpected(e)
-    }
-}
-
-impl From<sqlx::Error> for NotifyError {
-    fn from(e: sqlx::Error) -> Self {
-        NotifyError::Unexpected(e.into())
-    }
-}
-
-impl From<ventanilla_kernel::StreamIdError> for NotifyError {
-    fn from(e: ventanilla_kernel::StreamIdError) -> Self {
-        NotifyError::Unexpected(e.into())
-    }
-}
-
-impl<E: std::error::Error + Send + Sync + 'static> From<CommandError<E>> for NotifyError
-where
-    NotifyError: From<E>,
-{
-    fn from(e: CommandError<E>) -> Self {
-        match e {
-            CommandError::Domain(e) => e.into(),
-            CommandError::Conflict { .. } => NotifyError::Conflict,
-            CommandError::Invalid(e) => NotifyError::Unexpected(e.into()),
-            CommandError::Unexpected(e) => NotifyError::Unexpected(e),
-        }
-    }
-}
+service_error_conversions!(NotifyError);
