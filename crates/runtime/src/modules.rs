@@ -413,9 +413,14 @@ impl ModuleRegistry {
             tracing::info!(%addr, "serving HTTP");
         }
         let mut server = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.clone().cancelled_owned())
-                .into_future(),
+            // The peer's address reaches the handlers (the gateway's limits
+            // per client address).
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future(),
         );
 
         let outcome = tokio::select! {

@@ -198,6 +198,29 @@ impl ServiceError for ventanilla_tenants::operator::OperatorError {
     }
 }
 
+impl ServiceError for ventanilla_tenants::organisation::OrganisationError {
+    fn code(&self) -> &'static str {
+        Self::code(self)
+    }
+
+    fn field(&self) -> Option<&'static str> {
+        Self::field(self)
+    }
+}
+
+impl ServiceError for ventanilla_social::accounts::SocialError {
+    fn code(&self) -> &'static str {
+        Self::code(self)
+    }
+
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -12,22 +12,25 @@
 //!
 //! Limits: the request body ([`MAX_BODY_BYTES`], else `413` with a
 //! GraphQL-shaped error), query depth and complexity, page size
-//! (`[gateway]` settings); introspection can be switched off.
+//! (`[gateway]` settings); requests per key and per address
+//! ([`rate_limit`], else `429` with `Retry-After`); introspection can be
+//! switched off.
 //!
 //! What this crate must not do: hold business rules, read or write a
 //! table, or take a tenant from input. It calls each service through that
 //! service's client API.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{Request, Response};
 use async_trait::async_trait;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -35,8 +38,10 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use ventanilla_postgres::PgEventLog;
 use ventanilla_runtime::{Module, Running, Settings, StartContext};
+use ventanilla_social::accounts::Accounts;
 use ventanilla_tenants::api_keys::ApiKeys;
 use ventanilla_tenants::operator::Operator;
+use ventanilla_tenants::organisation::Organisation;
 use ventanilla_tenants::staff::Staff;
 use ventanilla_tickets::notify::service::{Notifications, NotifyConfig};
 use ventanilla_tickets::service::Tickets;
@@ -44,11 +49,13 @@ use ventanilla_tickets::service::Tickets;
 pub mod auth;
 pub mod error;
 pub mod introspection;
+pub mod rate_limit;
 pub mod schema;
 
 use crate::auth::Authenticator;
 use crate::error::{code, coded, refusal, response_of, with_codes};
 use crate::introspection::{INTROSPECTION_MAX_DEPTH, Introspection};
+use crate::rate_limit::{Limited, RateLimiter};
 use crate::schema::{Services, VentanillaSchema};
 
 /// The largest request body `/graphql` reads; larger ones are refused with
@@ -108,6 +115,8 @@ struct Endpoint {
     /// unable to run anything else. `None` when introspection is off.
     introspection: Option<VentanillaSchema>,
     auth: Authenticator,
+    /// Requests per key and per address.
+    limiter: RateLimiter,
 }
 
 impl Endpoint {
@@ -118,6 +127,13 @@ impl Endpoint {
         let services = Arc::new(Services {
             staff: Arc::clone(&staff),
             operator: Operator::new(Arc::clone(&log), "gateway"),
+            organisation: Organisation::new(Arc::clone(&log)),
+            api_keys: Arc::clone(&api_keys),
+            accounts: Accounts::new(
+                Arc::clone(&log),
+                settings.social.credentials_key.as_ref(),
+                &settings.social.public_url,
+            ),
             tickets: Tickets::new(Arc::clone(&log)),
             notifications: Notifications::new(
                 Arc::clone(&log),
@@ -125,6 +141,7 @@ impl Endpoint {
             ),
             max_page_size: gateway.max_page_size,
         });
+        let limiter = RateLimiter::new(services.tickets.tenancy().clone());
         let build = |depth: usize| {
             schema::builder()
                 .data(Arc::clone(&services))
@@ -147,30 +164,37 @@ impl Endpoint {
             schema,
             introspection,
             auth: Authenticator::new(gateway.operator_token.clone(), staff, api_keys),
+            limiter,
         })
     }
 
-    /// Runs one request: parse, authenticate, pick the schema, execute.
-    async fn execute(&self, authorization: Option<&HeaderValue>, mut request: Request) -> Response {
+    /// Runs one request: parse, authenticate, count it against the rate
+    /// limits, pick the schema, execute. `Err` when it is over a limit.
+    async fn execute(
+        &self,
+        authorization: Option<&HeaderValue>,
+        address: Option<IpAddr>,
+        mut request: Request,
+    ) -> Result<Response, Limited> {
         let introspection = match request.parsed_query() {
             Ok(doc) => Introspection::of(doc),
-            Err(e) => return with_codes(Response::from_errors(vec![e])),
+            Err(e) => return Ok(with_codes(Response::from_errors(vec![e]))),
         };
         let schema = if introspection.touches {
             let Some(introspection_schema) = &self.introspection else {
-                return response_of(coded(
+                return Ok(response_of(coded(
                     code::FORBIDDEN,
                     "introspection is switched off on this server; the schema is published as schema/ventanilla.graphql",
-                ));
+                )));
             };
             if !introspection.bounded() {
-                return response_of(coded(
+                return Ok(response_of(coded(
                     code::VALIDATION,
                     format!(
                         "this introspection query nests more than {} lists (types, fields, args…); ask for less at a time",
                         introspection::MAX_NESTED_LISTS
                     ),
-                ));
+                )));
             }
             if introspection.only {
                 introspection_schema
@@ -182,9 +206,10 @@ impl Endpoint {
         };
         let principal = match self.auth.principal(authorization).await {
             Ok(principal) => principal,
-            Err(e) => return response_of(e),
+            Err(e) => return Ok(response_of(e)),
         };
-        with_codes(schema.execute(request.data(principal)).await)
+        self.limiter.check(&principal, address).await?;
+        Ok(with_codes(schema.execute(request.data(principal)).await))
     }
 }
 
@@ -217,6 +242,7 @@ async fn graphiql() -> impl IntoResponse {
 async fn graphql(
     State(endpoint): State<Arc<Endpoint>>,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> axum::response::Response {
     let body = match body {
@@ -257,8 +283,16 @@ async fn graphql(
             ),
         );
     }
-    let response = endpoint.execute(headers.get(AUTHORIZATION), request).await;
-    answer(StatusCode::OK, &response)
+    let address = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    match endpoint
+        .execute(headers.get(AUTHORIZATION), address, request)
+        .await
+    {
+        Ok(response) => answer(StatusCode::OK, &response),
+        Err(limited) => rate_limited(limited),
+    }
 }
 
 /// A GraphQL response as JSON, never cached.
@@ -269,6 +303,22 @@ fn answer(status: StatusCode, response: &Response) -> axum::response::Response {
         Json(response),
     )
         .into_response()
+}
+
+/// `429` with `Retry-After` and the code `RATE_LIMITED`.
+fn rate_limited(limited: Limited) -> axum::response::Response {
+    let seconds = limited.retry_after_secs;
+    let mut response = answer(
+        StatusCode::TOO_MANY_REQUESTS,
+        &refusal(
+            code::RATE_LIMITED,
+            format!("too many requests for your plan's rate limit; retry in {seconds} seconds"),
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 fn too_large() -> axum::response::Response {

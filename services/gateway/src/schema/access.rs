@@ -6,7 +6,10 @@
 //! - staff: the inbox, tickets, their mutations (the tickets service checks
 //!   again that the member is active, and the role each action needs);
 //! - API keys: `openTicket` and `subscribeToTopic`, with scope `read_write`
-//!   only; a `read` key is refused every mutation.
+//!   only; a `read` key is refused every mutation;
+//! - the operator: the tenants' list and lifecycle ([`operator`]);
+//! - admins: their organisation's configuration ([`admin`]); agents are
+//!   refused it.
 //!
 //! What this module must not do: look at arguments (the tenant is the
 //! principal's, never an argument's).
@@ -15,6 +18,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Result};
 use ventanilla_tenants::api_keys::KeyPrincipal;
+use ventanilla_tenants_domain::staff::Role;
 
 use super::Services;
 use crate::auth::{Principal, StaffPrincipal};
@@ -93,5 +97,36 @@ pub fn integrator_writer(ctx: &Context<'_>) -> Result<KeyPrincipal> {
             code::FORBIDDEN,
             "this is for integrators: call it with an API key of scope read_write",
         )),
+    }
+}
+
+/// The operator of the install, for managing tenants.
+pub fn operator(ctx: &Context<'_>) -> Result<()> {
+    match principal(ctx) {
+        Principal::Operator => Ok(()),
+        Principal::Anonymous => Err(log_in_first()),
+        Principal::Staff(_) | Principal::ApiKey(_) => Err(coded(
+            code::FORBIDDEN,
+            "managing organisations is for the operator of the install; send the operator token",
+        )),
+    }
+}
+
+/// An admin of the organisation, for configuring it (an agent, a key, the
+/// operator are refused; the services check again that the admin is
+/// active).
+pub fn admin(ctx: &Context<'_>) -> Result<StaffPrincipal> {
+    match principal(ctx) {
+        Principal::Staff(s) if s.role == Role::Admin => Ok(*s),
+        Principal::Staff(_) => Err(coded(
+            code::FORBIDDEN,
+            "only an admin of the organisation may configure it; ask one of its admins",
+        )),
+        Principal::ApiKey(_) => Err(coded(
+            code::FORBIDDEN,
+            "configuring the organisation needs an admin's staff login, not an API key",
+        )),
+        Principal::Anonymous => Err(log_in_first()),
+        Principal::Operator => Err(operator_has_no_tenant()),
     }
 }

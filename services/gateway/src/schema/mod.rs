@@ -6,6 +6,8 @@
 //! - [`session`]: `login` / `logout`;
 //! - [`tickets`]: the inbox, a ticket and its thread, agents' mutations;
 //! - [`integrations`]: `openTicket`, `subscribeToTopic` (API keys);
+//! - [`operator`]: the organisations' list and lifecycle (the operator);
+//! - [`admin`]: departments, topics, API keys, channel accounts (admins);
 //! - [`node`]: Relay's `Node` and global ids ([`ids`]);
 //! - [`access`]: what each principal may reach.
 //!
@@ -18,22 +20,33 @@
 use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use ventanilla_social::accounts::Accounts;
+use ventanilla_tenants::api_keys::ApiKeys;
 use ventanilla_tenants::operator::Operator;
+use ventanilla_tenants::organisation::Organisation;
 use ventanilla_tenants::staff::Staff;
 use ventanilla_tickets::notify::service::Notifications;
 use ventanilla_tickets::service::Tickets;
 
 pub mod access;
+pub mod admin;
 pub mod ids;
 pub mod integrations;
 mod node;
+pub mod operator;
 pub mod session;
 pub mod tickets;
 pub mod viewer;
 
 /// Every query.
 #[derive(MergedObject, Default)]
-pub struct Query(viewer::ViewerQuery, tickets::TicketsQuery, node::NodeQuery);
+pub struct Query(
+    viewer::ViewerQuery,
+    tickets::TicketsQuery,
+    node::NodeQuery,
+    operator::OperatorQuery,
+    admin::AdminQuery,
+);
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
@@ -41,6 +54,8 @@ pub struct Mutation(
     session::SessionMutation,
     tickets::TicketsMutation,
     integrations::IntegrationsMutation,
+    operator::OperatorMutation,
+    admin::AdminMutation,
 );
 
 /// The schema the gateway serves.
@@ -50,8 +65,15 @@ pub type VentanillaSchema = Schema<Query, Mutation, EmptySubscription>;
 pub struct Services {
     /// Staff logins and sessions.
     pub staff: Arc<Staff>,
-    /// Finds the organisation a login names (by slug).
+    /// Finds the organisation a login names (by slug); the operator's
+    /// fields.
     pub operator: Operator,
+    /// Departments, officials, topics.
+    pub organisation: Organisation,
+    /// API keys.
+    pub api_keys: Arc<ApiKeys>,
+    /// Linked social network accounts.
+    pub accounts: Accounts,
     /// Tickets and the inbox.
     pub tickets: Tickets,
     /// "Avísame cuando…" subscriptions.

@@ -5,7 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod access;
+mod admin;
 mod inbox;
 mod limits;
+mod operator;
+mod rate_limit;
 mod schema_file;
 mod support;

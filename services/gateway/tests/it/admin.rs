@@ -1,0 +1,188 @@
+//! Admins' fields: departments, topics, API keys, channel accounts; agents
+//! and everyone else are refused.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use ventanilla_tenants::staff::Staff;
+use ventanilla_tenants_domain::staff::Role;
+
+use crate::support::{OPERATOR_TOKEN, PASSWORD, World, code};
+
+#[tokio::test]
+async fn an_admin_adds_departments_and_topics_and_manages_keys() {
+    let w = World::new().await;
+    let c = w.council("lugo").await;
+    let token = w.login(&c).await;
+    let t = Some(token.as_str());
+
+    let added = w
+        .gql(
+            t,
+            "mutation { addDepartment(name: \"Urbanismo\", description: \"Obras y licencias\") { id name description } }",
+            json!({}),
+        )
+        .await;
+    assert!(added.get("errors").is_none(), "{added}");
+    assert_eq!(added["data"]["addDepartment"]["name"], "Urbanismo");
+    let department = added["data"]["addDepartment"]["id"].clone();
+    let duplicate = w
+        .gql(
+            t,
+            "mutation { addDepartment(name: \"urbanismo\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&duplicate), "CONFLICT", "{duplicate}");
+    let empty = w
+        .gql(t, "mutation { addTopic(name: \"\") { id } }", json!({}))
+        .await;
+    assert_eq!(code(&empty), "VALIDATION", "{empty}");
+    assert_eq!(empty["errors"][0]["extensions"]["field"], "name");
+
+    let topic = w
+        .gql(
+            t,
+            "mutation { addTopic(name: \"Cortes de agua\") { id name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        topic["data"]["addTopic"]["name"], "Cortes de agua",
+        "{topic}"
+    );
+
+    let read = w
+        .gql(
+            t,
+            "{ departments { id name } topics { name } channelAccounts { network name health { state } linkedAt } }",
+            json!({}),
+        )
+        .await;
+    assert!(read.get("errors").is_none(), "{read}");
+    assert_eq!(
+        read["data"]["departments"],
+        json!([{ "id": department, "name": "Urbanismo" }])
+    );
+    assert_eq!(
+        read["data"]["topics"],
+        json!([{ "name": "Cortes de agua" }])
+    );
+    assert_eq!(read["data"]["channelAccounts"], json!([]));
+
+    // A key: its secret once, then it works, then it is revoked.
+    let created = w
+        .gql(
+            t,
+            "mutation { createApiKey(name: \"portal\", scope: READ_WRITE) { secret apiKey { id name scope prefix revokedAt } } }",
+            json!({}),
+        )
+        .await;
+    assert!(created.get("errors").is_none(), "{created}");
+    let key = &created["data"]["createApiKey"];
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with(key["apiKey"]["prefix"].as_str().unwrap()));
+    assert_eq!(key["apiKey"]["scope"], "READ_WRITE");
+    let id = key["apiKey"]["id"].clone();
+    let viewer = w
+        .gql(Some(&secret), "{ viewer { apiKeyId } }", json!({}))
+        .await;
+    assert_eq!(viewer["data"]["viewer"]["apiKeyId"], id, "{viewer}");
+
+    let keys = w.gql(t, "{ apiKeys { name scope } }", json!({})).await;
+    assert_eq!(
+        keys["data"]["apiKeys"],
+        json!([
+            { "name": "panel", "scope": "READ" },
+            { "name": "sede", "scope": "READ_WRITE" },
+            { "name": "portal", "scope": "READ_WRITE" },
+        ]),
+        "{keys}"
+    );
+    assert!(!keys.to_string().contains(&secret));
+
+    let revoked = w
+        .gql(
+            t,
+            "mutation($id: UUID!) { revokeApiKey(id: $id) { id revokedAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert!(
+        revoked["data"]["revokeApiKey"]["revokedAt"].is_string(),
+        "{revoked}"
+    );
+    let refused = w.gql(Some(&secret), "{ viewer { kind } }", json!({})).await;
+    assert_eq!(code(&refused), "UNAUTHENTICATED", "{refused}");
+    let unknown = w
+        .gql(
+            t,
+            "mutation { revokeApiKey(id: \"00000000-0000-0000-0000-000000000001\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&unknown), "NOT_FOUND", "{unknown}");
+}
+
+#[tokio::test]
+async fn agents_keys_and_the_operator_may_not_configure() {
+    let w = World::new().await;
+    let c = w.council("lugo").await;
+    let staff = Staff::new(Arc::clone(&w.log));
+    let invitation = staff
+        .invite(
+            c.tenant,
+            Some(c.admin),
+            "axente@lugo.gal",
+            "Axente",
+            Role::Agent,
+        )
+        .await
+        .unwrap();
+    staff
+        .accept_invitation(
+            c.tenant,
+            invitation.staff,
+            &invitation.invitation_code,
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+    let login = w
+        .gql(
+            None,
+            "mutation($p: String!) { login(tenant: \"lugo\", email: \"axente@lugo.gal\", password: $p) { token } }",
+            json!({ "p": PASSWORD }),
+        )
+        .await;
+    let agent = login["data"]["login"]["token"].as_str().unwrap().to_owned();
+
+    let before = w.event_count().await;
+    for credentials in [
+        Some(agent.as_str()),
+        Some(&c.write_key),
+        Some(&c.read_key),
+        Some(OPERATOR_TOKEN),
+        None,
+    ] {
+        for query in [
+            "{ departments { id } }",
+            "{ topics { id } }",
+            "{ apiKeys { id } }",
+            "{ channelAccounts { id } }",
+            "mutation { addDepartment(name: \"Urbanismo\") { id } }",
+            "mutation { addTopic(name: \"Agua\") { id } }",
+            "mutation { createApiKey(name: \"x\", scope: READ) { secret } }",
+            "mutation { revokeApiKey(id: \"00000000-0000-0000-0000-000000000001\") { id } }",
+        ] {
+            let answer = w.gql(credentials, query, json!({})).await;
+            let expected = if credentials.is_none() {
+                "UNAUTHENTICATED"
+            } else {
+                "FORBIDDEN"
+            };
+            assert_eq!(code(&answer), expected, "{query}: {answer}");
+        }
+    }
+    assert_eq!(w.event_count().await, before, "nothing was written");
+}
