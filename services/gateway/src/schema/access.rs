@@ -3,8 +3,9 @@
 //!
 //! - anonymous: `login` (and `viewer`, which says it is anonymous);
 //! - the operator: no tenant, so nothing of a tenant's;
-//! - staff: the inbox, tickets, their mutations (the tickets service checks
-//!   again that the member is active, and the role each action needs);
+//! - staff: the inbox, tickets, their mutations, presence figures,
+//!   announcements (the services check again that the member is active,
+//!   and the role each action needs);
 //! - API keys: `openTicket` and `subscribeToTopic`, with scope `read_write`
 //!   only; a `read` key is refused every mutation;
 //! - the operator: the tenants' list and lifecycle ([`operator`]);

@@ -8,6 +8,9 @@
 //! - [`integrations`]: `openTicket`, `subscribeToTopic` (API keys);
 //! - [`operator`]: the organisations' list and lifecycle (the operator);
 //! - [`admin`]: departments, topics, API keys, channel accounts (admins);
+//! - [`health`]: presence figures per day (staff);
+//! - [`announcements`]: publishing announcements and their progress
+//!   (staff);
 //! - [`node`]: Relay's `Node` and global ids ([`ids`]);
 //! - [`access`]: what each principal may reach.
 //!
@@ -30,6 +33,8 @@ use ventanilla_tickets::service::Tickets;
 
 pub mod access;
 pub mod admin;
+pub mod announcements;
+pub mod health;
 pub mod ids;
 pub mod integrations;
 mod node;
@@ -46,6 +51,8 @@ pub struct Query(
     node::NodeQuery,
     operator::OperatorQuery,
     admin::AdminQuery,
+    health::HealthQuery,
+    announcements::AnnouncementsQuery,
 );
 
 /// Every mutation.
@@ -56,6 +63,7 @@ pub struct Mutation(
     integrations::IntegrationsMutation,
     operator::OperatorMutation,
     admin::AdminMutation,
+    announcements::AnnouncementsMutation,
 );
 
 /// The schema the gateway serves.

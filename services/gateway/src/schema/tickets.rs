@@ -1,8 +1,8 @@
 //! The tickets area: the inbox as a Relay connection, a ticket with its
 //! thread, and what agents do to tickets (reply, assign, tag, note,
-//! resolve, close). Every mutation answers with the ticket as it is after
-//! the change (the tickets service waits for its read model, so this is
-//! read-your-writes).
+//! priority, merge, resolve, close). Every mutation answers with the
+//! ticket as it is after the change (the tickets service waits for its read
+//! model, so this is read-your-writes).
 //!
 //! Everything here is staff-only and in the principal's tenant; ticket ids
 //! are global ids ([`super::ids`]).
@@ -176,7 +176,7 @@ impl TicketStatus {
 
 /// A stored value this API has no name for: the read model and the API
 /// disagree, which is our bug, not the caller's.
-fn stored<T>(what: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+pub(super) fn stored<T>(what: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
     parse(value).ok_or_else(|| {
         tracing::error!(
             what,
@@ -713,6 +713,39 @@ impl TicketsMutation {
         services(ctx)?
             .tickets
             .add_note(by.tenant, by.staff, id, &body)
+            .await
+            .map_err(|e| service_error(&e))?;
+        load(ctx, by, id).await
+    }
+
+    /// Changes how urgent the ticket is.
+    async fn set_priority(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        priority: Priority,
+    ) -> Result<Ticket> {
+        let by = access::staff_writer(ctx)?;
+        let id = ids::ticket("ticketId", &ticket_id)?;
+        services(ctx)?
+            .tickets
+            .set_priority(by.tenant, by.staff, id, priority.as_stored())
+            .await
+            .map_err(|e| service_error(&e))?;
+        load(ctx, by, id).await
+    }
+
+    /// Merges the duplicate `ticketId` into `intoTicketId`: the duplicate is
+    /// closed and points at the other (`mergedInto`); both keep their
+    /// histories. Both must be tickets of the organisation (`NOT_FOUND`
+    /// otherwise); a refusal writes nothing. Answers with the duplicate.
+    async fn merge(&self, ctx: &Context<'_>, ticket_id: ID, into_ticket_id: ID) -> Result<Ticket> {
+        let by = access::staff_writer(ctx)?;
+        let id = ids::ticket("ticketId", &ticket_id)?;
+        let into = ids::ticket("intoTicketId", &into_ticket_id)?;
+        services(ctx)?
+            .tickets
+            .merge(by.tenant, by.staff, id, into)
             .await
             .map_err(|e| service_error(&e))?;
         load(ctx, by, id).await

@@ -6,9 +6,12 @@
 
 mod access;
 mod admin;
+mod agents;
+mod announcements;
 mod inbox;
 mod limits;
 mod operator;
+mod presence;
 mod rate_limit;
 mod schema_file;
 mod support;
