@@ -49,6 +49,7 @@ use ventanilla_tickets::service::Tickets;
 pub mod auth;
 pub mod error;
 pub mod introspection;
+pub mod live;
 pub mod rate_limit;
 pub mod schema;
 
@@ -64,6 +65,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The path of the API.
 pub const GRAPHQL_PATH: &str = "/graphql";
+
+/// The path of the live subscriptions (WebSocket, `graphql-transport-ws`).
+pub const GRAPHQL_WS_PATH: &str = "/graphql/ws";
 
 /// The gateway as a module of the binary.
 pub struct Gateway {
@@ -90,7 +94,12 @@ impl Gateway {
     /// The routes: `/` (what this process serves) and `/graphql`. Fails
     /// when the settings cannot be used (a malformed `notify.key`).
     pub fn router(&self) -> anyhow::Result<Router> {
-        let endpoint = Endpoint::new(Arc::clone(&self.log), &self.settings)?;
+        self.router_with(live::Live::idle())
+    }
+
+    /// [`Gateway::router`], its live subscriptions fed by `live`.
+    pub fn router_with(&self, live: live::Live) -> anyhow::Result<Router> {
+        let endpoint = Endpoint::new(Arc::clone(&self.log), &self.settings, live)?;
         Ok(router(Arc::new(endpoint)))
     }
 }
@@ -102,7 +111,13 @@ impl Module for Gateway {
     }
 
     async fn start(&self, ctx: &mut StartContext) -> anyhow::Result<Running> {
-        ctx.add_routes(self.router()?);
+        let live = live::Live::start(
+            Arc::clone(&self.log),
+            Tickets::new(Arc::clone(&self.log)),
+            ctx.shutdown(),
+        )
+        .await?;
+        ctx.add_routes(self.router_with(live)?);
         Ok(Running::until_shutdown(ctx.shutdown()))
     }
 }
@@ -120,7 +135,7 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(log: Arc<PgEventLog>, settings: &Settings) -> anyhow::Result<Self> {
+    fn new(log: Arc<PgEventLog>, settings: &Settings, live: live::Live) -> anyhow::Result<Self> {
         let gateway = &settings.gateway;
         let staff = Arc::new(Staff::new(Arc::clone(&log)));
         let api_keys = Arc::new(ApiKeys::new(Arc::clone(&log)));
@@ -145,6 +160,7 @@ impl Endpoint {
         let build = |depth: usize| {
             schema::builder()
                 .data(Arc::clone(&services))
+                .data(live.clone())
                 .limit_depth(depth)
                 .limit_complexity(gateway.max_complexity)
         };
@@ -216,6 +232,7 @@ impl Endpoint {
 fn router(endpoint: Arc<Endpoint>) -> Router {
     let graphql = Router::new()
         .route(GRAPHQL_PATH, get(graphiql).post(graphql))
+        .route(GRAPHQL_WS_PATH, get(graphql_ws))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(shape_too_large))
         .with_state(endpoint);
@@ -292,6 +309,100 @@ async fn graphql(
     {
         Ok(response) => answer(StatusCode::OK, &response),
         Err(limited) => rate_limited(limited),
+    }
+}
+
+/// The live subscriptions: a WebSocket speaking `graphql-transport-ws`
+/// (or the older `graphql-ws`). The principal comes in the
+/// `connection_init` payload (`{"Authorization": "Bearer …"}`), is checked
+/// like a request's, and counts once against the rate limits.
+async fn graphql_ws(
+    State(endpoint): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> axum::response::Response {
+    use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
+    let protocol = headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| {
+            list.split(',')
+                .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
+        });
+    let Some(protocol) = protocol else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            &refusal(
+                code::VALIDATION,
+                "ask for the graphql-transport-ws subprotocol (Sec-WebSocket-Protocol)",
+            ),
+        );
+    };
+    let address = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve_ws(endpoint, socket, protocol, address))
+}
+
+async fn serve_ws(
+    endpoint: Arc<Endpoint>,
+    socket: axum::extract::ws::WebSocket,
+    protocol: async_graphql::http::WebSocketProtocols,
+    address: Option<IpAddr>,
+) {
+    use async_graphql::futures_util::{SinkExt, StreamExt, future};
+    use async_graphql::http::{WebSocket, WsMessage};
+    use axum::extract::ws::{CloseFrame, Message};
+    let (mut sink, stream) = socket.split();
+    let input = stream
+        .take_while(|m| future::ready(m.is_ok()))
+        .filter_map(|m| {
+            future::ready(match m {
+                Ok(Message::Text(text)) => Some(text.as_str().as_bytes().to_vec()),
+                Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
+                _ => None,
+            })
+        });
+    let init = Arc::clone(&endpoint);
+    let mut output = WebSocket::new(endpoint.schema.clone(), input, protocol)
+        .on_connection_init(move |payload: serde_json::Value| async move {
+            let token = payload
+                .get("Authorization")
+                .or_else(|| payload.get("authorization"))
+                .and_then(serde_json::Value::as_str)
+                .and_then(|t| HeaderValue::from_str(t).ok());
+            let principal = init.auth.principal(token.as_ref()).await?;
+            if init.limiter.check(&principal, address).await.is_err() {
+                return Err(async_graphql::Error::new(
+                    "too many requests for your plan's rate limit; connect again later",
+                ));
+            }
+            let mut data = async_graphql::Data::default();
+            data.insert(principal);
+            Ok(data)
+        })
+        .map(|message| match message {
+            WsMessage::Text(text) => Message::Text(text.into()),
+            WsMessage::Close(code, mut reason) => {
+                // A close frame's reason holds at most 123 bytes.
+                let mut end = reason.len().min(123);
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                reason.truncate(end);
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }))
+            }
+        });
+    while let Some(message) = output.next().await {
+        if sink.send(message).await.is_err() {
+            break;
+        }
     }
 }
 

@@ -246,6 +246,14 @@ impl Tickets {
         .await;
     }
 
+    /// Waits until the inbox shows every event up to `position` (for a
+    /// reader that learnt of a change from the log itself, such as the
+    /// gateway's live subscriptions). Gives up quietly after
+    /// [`CATCH_UP_TIMEOUT`], logging why.
+    pub async fn inbox_caught_up(&self, position: Position) {
+        self.settle(Some(position)).await;
+    }
+
     /// The tenant's service levels (the defaults until an admin sets them).
     pub async fn service_levels(
         &self,

@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 use ventanilla_social::accounts::Accounts;
 use ventanilla_tenants::api_keys::ApiKeys;
 use ventanilla_tenants::operator::Operator;
@@ -37,6 +37,7 @@ pub mod announcements;
 pub mod health;
 pub mod ids;
 pub mod integrations;
+pub mod live;
 mod node;
 pub mod operator;
 pub mod session;
@@ -67,7 +68,11 @@ pub struct Mutation(
 );
 
 /// The schema the gateway serves.
-pub type VentanillaSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type VentanillaSchema = Schema<Query, Mutation, Subscription>;
+
+/// The live subscriptions (over WebSocket).
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(live::LiveSubscription);
 
 /// The services' client APIs the resolvers call (schema data).
 pub struct Services {
@@ -91,8 +96,12 @@ pub struct Services {
 }
 
 /// The schema's types, without data or limits.
-pub fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
 }
 
 /// The SDL of the schema the gateway serves.

@@ -10,6 +10,7 @@ mod agents;
 mod announcements;
 mod inbox;
 mod limits;
+mod live;
 mod operator;
 mod presence;
 mod rate_limit;
