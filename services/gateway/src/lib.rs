@@ -38,7 +38,7 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use ventanilla_postgres::PgEventLog;
 use ventanilla_runtime::{Module, Running, Settings, StartContext};
-use ventanilla_social::accounts::Accounts;
+use ventanilla_social::SocialService;
 use ventanilla_tenants::api_keys::ApiKeys;
 use ventanilla_tenants::operator::Operator;
 use ventanilla_tenants::organisation::Organisation;
@@ -144,11 +144,10 @@ impl Endpoint {
             operator: Operator::new(Arc::clone(&log), "gateway"),
             organisation: Organisation::new(Arc::clone(&log)),
             api_keys: Arc::clone(&api_keys),
-            accounts: Accounts::new(
-                Arc::clone(&log),
-                settings.social.credentials_key.as_ref(),
-                &settings.social.public_url,
-            ),
+            // The social service's client API, as its module builds it (so
+            // that linking a Telegram bot can register its webhook).
+            accounts: SocialService::new(Arc::clone(&log), settings.social.clone(), "gateway")
+                .accounts(),
             tickets: Tickets::new(Arc::clone(&log)),
             notifications: Notifications::new(
                 Arc::clone(&log),

@@ -1,7 +1,8 @@
 //! What each kind of principal may reach, checked at the top of every
 //! resolver that needs it, before any service is called.
 //!
-//! - anonymous: `login` (and `viewer`, which says it is anonymous);
+//! - anonymous: `login`, `acceptInvitation` (and `viewer`, which says it
+//!   is anonymous);
 //! - the operator: no tenant, so nothing of a tenant's;
 //! - staff: the inbox, tickets, their mutations, presence figures,
 //!   announcements (the services check again that the member is active,

@@ -1,5 +1,6 @@
 //! What an admin of an organisation configures: departments and topics,
-//! API keys, and a look at the linked channel accounts and their health.
+//! API keys, and the social network accounts (linking, unlinking, their
+//! health).
 //! Staff with the role admin only; agents, keys and the operator are
 //! `FORBIDDEN`. The services check again that the admin is active.
 //!
@@ -9,10 +10,13 @@
 //! What this module must not do: decide anything, or show a key's secret
 //! anywhere but in the answer to `createApiKey`.
 
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use serde::Deserialize;
 use uuid::Uuid;
+use ventanilla_social::accounts::{AccountView, LinkRequest};
+use ventanilla_social_domain::account::AccountId;
 use ventanilla_tenants::api_keys::KeySummary;
 use ventanilla_tenants::organisation::{DepartmentView, TopicView};
 use ventanilla_tenants_domain::api_key::{ApiKeyId, Scope};
@@ -191,6 +195,109 @@ pub struct ChannelAccount {
     pub linked_at: DateTime<Utc>,
 }
 
+impl ChannelAccount {
+    fn from_view(a: AccountView) -> Result<Self> {
+        Ok(Self {
+            id: a.account_id,
+            network: a.network,
+            name: a.name,
+            health: ChannelHealth::parse(a.health)?,
+            linked_at: a.linked_at,
+        })
+    }
+}
+
+/// The networks an account can be linked on.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// A Facebook Page (Messenger and comments).
+    Facebook,
+    /// An Instagram professional account.
+    Instagram,
+    /// An X account.
+    X,
+    /// A Mastodon account, on its instance.
+    Mastodon,
+    /// A Telegram bot.
+    Telegram,
+    /// A WhatsApp Business number (Cloud API).
+    Whatsapp,
+    /// A Bluesky account.
+    Bluesky,
+    /// A mailbox the platform receives mail for.
+    Email,
+}
+
+impl Network {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Facebook => "facebook",
+            Self::Instagram => "instagram",
+            Self::X => "x",
+            Self::Mastodon => "mastodon",
+            Self::Telegram => "telegram",
+            Self::Whatsapp => "whatsapp",
+            Self::Bluesky => "bluesky",
+            Self::Email => "email",
+        }
+    }
+}
+
+/// What linking an account needs; which fields apply depends on the
+/// network (docs/social.md says, network by network).
+#[derive(InputObject)]
+pub struct LinkChannelAccountInput {
+    /// The network.
+    pub network: Network,
+    /// The network's id of the account: the page id (Meta), the user id
+    /// (X), the phone number id (WhatsApp), the handle (Bluesky), the
+    /// mailbox's address (e-mail); Telegram fills it from the bot.
+    #[graphql(default)]
+    pub external_id: String,
+    /// Its name, as staff will see it.
+    pub name: String,
+    /// The access token: page token (Meta), user token (X, Mastodon), bot
+    /// token (Telegram), app password (Bluesky); empty for e-mail.
+    #[graphql(default)]
+    pub access_token: String,
+    /// The app secret (Meta, WhatsApp) or consumer secret (X).
+    #[graphql(default)]
+    pub signing_secret: String,
+    /// Meta: the verification token chosen for the webhook.
+    pub verify_token: Option<String>,
+    /// Meta: whether the page has the `HUMAN_AGENT` tag approved.
+    #[graphql(default)]
+    pub human_agent: bool,
+    /// Mastodon: the instance (`https://social.example.gal`); Bluesky: the
+    /// PDS, when not bsky.social.
+    pub instance: Option<String>,
+    /// Mastodon: the account's `@user@server`.
+    pub handle: Option<String>,
+    /// Telegram: the channel announcements go to (`@canal`), where the bot
+    /// is an admin.
+    pub publish_to: Option<String>,
+}
+
+impl std::fmt::Debug for LinkChannelAccountInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkChannelAccountInput")
+            .field("network", &self.network)
+            .field("external_id", &self.external_id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An account just linked, and where its network must send its webhooks.
+#[derive(SimpleObject, Debug)]
+pub struct LinkedChannelAccount {
+    /// The account.
+    pub account: ChannelAccount,
+    /// The URL to give the network as the webhook (Telegram's was
+    /// registered already; polled networks need none).
+    pub webhook_url: String,
+}
+
 /// Admins' queries.
 #[derive(Default)]
 pub struct AdminQuery;
@@ -243,15 +350,7 @@ impl AdminQuery {
         accounts
             .into_iter()
             .filter(|a| !a.unlinked)
-            .map(|a| {
-                Ok(ChannelAccount {
-                    id: a.account_id,
-                    network: a.network,
-                    name: a.name,
-                    health: ChannelHealth::parse(a.health)?,
-                    linked_at: a.linked_at,
-                })
-            })
+            .map(ChannelAccount::from_view)
             .collect()
     }
 }
@@ -361,5 +460,56 @@ impl AdminMutation {
             .await
             .map_err(|e| service_error(&e))?;
         added(id, keys, |k| k.key_id.0).map(Into::into)
+    }
+
+    /// Links a social network account: its credentials are encrypted and
+    /// never shown again. `QUOTA_EXCEEDED` when the plan has no account
+    /// left; `VALIDATION` names a missing or malformed field (Telegram
+    /// checks the bot token with Telegram). Admins only.
+    async fn link_channel_account(
+        &self,
+        ctx: &Context<'_>,
+        input: LinkChannelAccountInput,
+    ) -> Result<LinkedChannelAccount> {
+        let by = access::admin(ctx)?;
+        let accounts = &services(ctx)?.accounts;
+        let request = LinkRequest {
+            network: input.network.code().to_owned(),
+            external_id: input.external_id,
+            name: input.name,
+            access_token: SecretString::from(input.access_token),
+            signing_secret: SecretString::from(input.signing_secret),
+            verify_token: input.verify_token.map(SecretString::from),
+            human_agent: input.human_agent,
+            instance: input.instance,
+            handle: input.handle,
+            publish_to: input.publish_to,
+        };
+        let (id, webhook_url) = accounts
+            .link(by.tenant, by.staff, &request)
+            .await
+            .map_err(|e| service_error(&e))?;
+        let all = accounts
+            .list(by.tenant, by.staff)
+            .await
+            .map_err(|e| service_error(&e))?;
+        let view = added(id.0, all, |a| a.account_id)?;
+        Ok(LinkedChannelAccount {
+            account: ChannelAccount::from_view(view)?,
+            webhook_url,
+        })
+    }
+
+    /// Unlinks an account: nothing more is received or sent on it and its
+    /// credentials are deleted. `NOT_FOUND` when the organisation has no
+    /// such account. Admins only.
+    async fn unlink_channel_account(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        let by = access::admin(ctx)?;
+        services(ctx)?
+            .accounts
+            .unlink(by.tenant, by.staff, AccountId(id))
+            .await
+            .map_err(|e| service_error(&e))?;
+        Ok(true)
     }
 }

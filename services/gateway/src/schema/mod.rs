@@ -8,6 +8,7 @@
 //! - [`integrations`]: `openTicket`, `subscribeToTopic` (API keys);
 //! - [`operator`]: the organisations' list and lifecycle (the operator);
 //! - [`admin`]: departments, topics, API keys, channel accounts (admins);
+//! - [`staff`]: the staff members, invitations and their acceptance;
 //! - [`health`]: presence figures per day (staff);
 //! - [`announcements`]: publishing announcements and their progress
 //!   (staff);
@@ -41,6 +42,7 @@ pub mod live;
 mod node;
 pub mod operator;
 pub mod session;
+pub mod staff;
 pub mod tickets;
 pub mod viewer;
 
@@ -54,6 +56,7 @@ pub struct Query(
     admin::AdminQuery,
     health::HealthQuery,
     announcements::AnnouncementsQuery,
+    staff::StaffQuery,
 );
 
 /// Every mutation.
@@ -65,6 +68,7 @@ pub struct Mutation(
     operator::OperatorMutation,
     admin::AdminMutation,
     announcements::AnnouncementsMutation,
+    staff::StaffMutation,
 );
 
 /// The schema the gateway serves.

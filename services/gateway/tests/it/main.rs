@@ -15,4 +15,5 @@ mod operator;
 mod presence;
 mod rate_limit;
 mod schema_file;
+mod staff;
 mod support;
