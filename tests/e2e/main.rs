@@ -13,6 +13,8 @@ use ventanilla_eventlog::{EventLog, ExpectedVersion, Limits};
 use ventanilla_postgres::PgEventLog;
 use ventanilla_testkit::TestDb;
 
+mod processes;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ventanilla");
 
 fn free_port() -> u16 {
