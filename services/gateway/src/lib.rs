@@ -23,6 +23,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{Request, Response};
 use async_trait::async_trait;
@@ -160,6 +161,10 @@ impl Endpoint {
             schema::builder()
                 .data(Arc::clone(&services))
                 .data(live.clone())
+                .data(DataLoader::new(
+                    schema::tickets::TicketLoader::new(Arc::clone(&services)),
+                    tokio::spawn,
+                ))
                 .limit_depth(depth)
                 .limit_complexity(gateway.max_complexity)
         };

@@ -14,6 +14,8 @@
 //! What this module must not do: decide anything (the `Ticket` decider
 //! does), or read another service's tables.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -784,6 +786,62 @@ pub async fn ticket_view(
     .fetch_all(&mut *conn)
     .await?;
     Ok(Some(view))
+}
+
+/// A row of a child table, with the ticket it belongs to.
+#[derive(sqlx::FromRow)]
+struct OfTicket<T> {
+    ticket_id: Uuid,
+    #[sqlx(flatten)]
+    row: T,
+}
+
+/// The tenant's tickets among `ids`, each with its thread and history, in
+/// three queries whatever their number (a page of the inbox asking for
+/// its threads). Ids the tenant does not have are absent.
+pub async fn ticket_views(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, TicketView>, sqlx::Error> {
+    let rows: Vec<TicketView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ITEM_COLUMNS}, addressee_official_id, notify_citizen, first_response_at, first_response_due, \
+           resolution_due, resolved_at, closed_at, reopened_count, merged_into, notes_count \
+         FROM tickets WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid AND ticket_id = ANY($1)"
+    )))
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut views: HashMap<Uuid, TicketView> =
+        rows.into_iter().map(|v| (v.item.ticket_id, v)).collect();
+    let found: Vec<Uuid> = views.keys().copied().collect();
+    let messages: Vec<OfTicket<MessageView>> = sqlx::query_as(
+        "SELECT ticket_id, message_id, direction, channel, body, platform_id, author_id, delivery_state, \
+           delivery_platform_id, failure_reason, at FROM ticket_messages \
+         WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid AND ticket_id = ANY($1) \
+         ORDER BY ticket_id, seq",
+    )
+    .bind(&found)
+    .fetch_all(&mut *conn)
+    .await?;
+    for m in messages {
+        if let Some(view) = views.get_mut(&m.ticket_id) {
+            view.messages.push(m.row);
+        }
+    }
+    let history: Vec<OfTicket<HistoryEntry>> = sqlx::query_as(
+        "SELECT ticket_id, version, event_type, actor, data, at FROM ticket_timeline \
+         WHERE tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid AND ticket_id = ANY($1) \
+         ORDER BY ticket_id, version",
+    )
+    .bind(&found)
+    .fetch_all(&mut *conn)
+    .await?;
+    for h in history {
+        if let Some(view) = views.get_mut(&h.ticket_id) {
+            view.history.push(h.row);
+        }
+    }
+    Ok(views)
 }
 
 /// A ticket's conversation, oldest first.

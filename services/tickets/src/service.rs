@@ -9,6 +9,7 @@
 //! the `Ticket` decider through the [`CommandRunner`], and waits until the
 //! inbox shows the change (read-your-writes). It decides nothing itself.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -853,7 +854,32 @@ impl Tickets {
         tx.commit().await?;
         view.ok_or(TicketsError::NotFound)
     }
+
+    /// The tickets `ids` of `tenant`, read whole, as [`Tickets::ticket`]
+    /// reads one, in one transaction and three queries (staff; at most
+    /// 100 ids). Ids the tenant does not have are absent from the answer.
+    pub async fn tickets(
+        &self,
+        tenant: TenantId,
+        by: StaffId,
+        ids: &[TicketId],
+    ) -> Result<HashMap<TicketId, TicketView>, TicketsError> {
+        if ids.len() > MAX_BATCH {
+            return Err(
+                InvalidValue::new("ids", format!("at most {MAX_BATCH} tickets at once")).into(),
+            );
+        }
+        self.authorize(tenant, by, false).await?;
+        let ids: Vec<Uuid> = ids.iter().map(|t| t.0).collect();
+        let mut tx = begin_for_tenant(&self.pool, tenant).await?;
+        let views = inbox::ticket_views(&mut tx, &ids).await?;
+        tx.commit().await?;
+        Ok(views.into_iter().map(|(id, v)| (TicketId(id), v)).collect())
+    }
 }
+
+/// Most tickets [`Tickets::tickets`] reads at once.
+pub const MAX_BATCH: usize = 100;
 
 /// How a delivery went, as a deliverer reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -221,3 +221,54 @@ async fn the_inbox_pages_with_cursors_and_refuses_oversized_pages() {
     assert_eq!(code(&bad_cursor), "VALIDATION", "{bad_cursor}");
     assert_eq!(bad_cursor["errors"][0]["extensions"]["field"], "after");
 }
+
+#[tokio::test]
+async fn a_page_with_its_threads_gives_each_ticket_its_own() {
+    let w = World::new().await;
+    let c = w.council("lalin").await;
+    let token = w.login(&c).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let id = w.open_ticket(&c, &format!("Consulta {n}")).await;
+        let replied = w
+            .gql(
+                Some(&token),
+                "mutation($id: ID!, $body: String!) { reply(ticketId: $id, body: $body) { id } }",
+                json!({ "id": id, "body": format!("Respuesta {n}") }),
+            )
+            .await;
+        assert!(replied.get("errors").is_none(), "{replied}");
+        ids.push(id);
+    }
+    // The threads of the page are read together (one batch for the page);
+    // each ticket still gets its own.
+    let page = w
+        .gql(
+            Some(&token),
+            "{ inbox(first: 10) { edges { node { id subject messages { body } notes { body } firstResponseAt } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(page.get("errors").is_none(), "{page}");
+    let edges = page["data"]["inbox"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 4);
+    for e in edges {
+        let node = &e["node"];
+        let n = node["subject"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("Consulta ")
+            .to_owned();
+        assert_eq!(
+            node["messages"],
+            json!([
+                { "body": "La farola de mi calle lleva una semana fundida." },
+                { "body": format!("Respuesta {n}") },
+            ]),
+            "{node}"
+        );
+        assert_eq!(node["notes"], json!([]));
+        assert!(node["firstResponseAt"].is_string(), "{node}");
+        assert!(ids.contains(&node["id"].as_str().unwrap().to_owned()));
+    }
+}

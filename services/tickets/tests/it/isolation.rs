@@ -265,6 +265,20 @@ async fn services_stay_in_scope(w: &World, me: &Seeded, other: &Seeded) {
         let e = t.ticket(tenant, agent, id).await.unwrap_err();
         assert_eq!(e.code(), "NOT_FOUND", "{e}");
     }
+    // Read together, mine come whole — the same as one by one — and theirs
+    // are absent.
+    let batch = t
+        .tickets(
+            tenant,
+            agent,
+            &[me.first.id, other.first.id, me.second.id, other.second.id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 2, "{:?}", batch.keys());
+    for id in [me.first.id, me.second.id] {
+        assert_eq!(batch[&id], t.ticket(tenant, agent, id).await.unwrap());
+    }
     let seen = t
         .follow(tenant, &me.first.reference, &me.token)
         .await
