@@ -281,6 +281,29 @@ impl Tickets {
                 "only active staff of this organisation may see its presence figures",
             ));
         }
+        self.presence_days(tenant, from, to).await
+    }
+
+    /// [`Tickets::presence_health`] for an integrator of the organisation:
+    /// an API key the caller (the gateway) has authenticated as the
+    /// tenant's. The figures are counts and times, nothing about a citizen;
+    /// the tenant must be active (`TENANT_SUSPENDED`, `NOT_FOUND`).
+    pub async fn presence_health_for_integrator(
+        &self,
+        tenant: TenantId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<PresenceDay>, TicketsError> {
+        self.tenancy().active_tenant(tenant).await?;
+        self.presence_days(tenant, from, to).await
+    }
+
+    async fn presence_days(
+        &self,
+        tenant: TenantId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<PresenceDay>, TicketsError> {
         let tz = self.tenancy().calendar(tenant).await?.time_zone();
         // Refuse a bad range before opening a transaction.
         bounds(tz, from, to)?;

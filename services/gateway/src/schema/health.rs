@@ -3,8 +3,9 @@
 //! unanswered, tickets resolved and reopened), as the tickets service
 //! computes them.
 //!
-//! Staff only: the service serves them to the organisation's active staff
-//! (an API key has no staff member to ask as).
+//! For everyone in the organisation: its active staff, and its integrators
+//! (an API key of either scope: the figures are counts and times, nothing
+//! about a citizen).
 //!
 //! What this module must not do: compute a figure (the tickets service
 //! does), or read a table.
@@ -18,6 +19,7 @@ use ventanilla_tickets::health::PresenceDay as ServiceDay;
 
 use super::access::{self, services};
 use super::tickets::{Channel, stored};
+use crate::auth::Principal;
 use crate::error::service_error;
 
 /// A day of the calendar, `YYYY-MM-DD` (ISO 8601).
@@ -117,8 +119,8 @@ pub struct HealthQuery;
 impl HealthQuery {
     /// The organisation's presence figures for every day from `from` to
     /// `to` (inclusive, the organisation's days; quiet days give zeros).
-    /// Staff only. At most 366 days; a range that ends before it starts or
-    /// is longer is `VALIDATION`.
+    /// Staff and the organisation's API keys. At most 366 days; a range that
+    /// ends before it starts or is longer is `VALIDATION`.
     #[graphql(complexity = "10 + child_complexity")]
     async fn presence_health(
         &self,
@@ -126,12 +128,22 @@ impl HealthQuery {
         from: Date,
         to: Date,
     ) -> Result<Vec<PresenceDay>> {
-        let by = access::staff_reader(ctx)?;
-        services(ctx)?
-            .tickets
-            .presence_health(by.tenant, by.staff, from.0, to.0)
-            .await
-            .map_err(|e| service_error(&e))?
+        let tickets = &services(ctx)?.tickets;
+        let days = match access::principal(ctx) {
+            // Integrators of the organisation, with a key of either scope.
+            Principal::ApiKey(key) => {
+                tickets
+                    .presence_health_for_integrator(key.tenant, from.0, to.0)
+                    .await
+            }
+            _ => {
+                let by = access::staff_reader(ctx)?;
+                tickets
+                    .presence_health(by.tenant, by.staff, from.0, to.0)
+                    .await
+            }
+        };
+        days.map_err(|e| service_error(&e))?
             .into_iter()
             .map(PresenceDay::from_service)
             .collect()

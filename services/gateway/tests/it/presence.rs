@@ -1,5 +1,5 @@
-//! Staff read the presence figures per day; keys and bad ranges are
-//! refused.
+//! Staff and the organisation's API keys read the presence figures per
+//! day; anonymous callers and bad ranges are refused.
 
 use chrono::{Duration, Utc};
 use serde_json::json;
@@ -11,7 +11,7 @@ const QUERY: &str = "query($from: Date!, $to: Date!) { presenceHealth(from: $fro
     firstResponseMedianSecs firstResponseP90Secs socialUnanswered resolved reopened } }";
 
 #[tokio::test]
-async fn staff_see_the_days_figures_and_a_key_or_a_bad_range_is_refused() {
+async fn staff_and_keys_see_the_days_figures_and_a_bad_range_is_refused() {
     let w = World::new().await;
     let c = w.council("lugo").await;
     let token = w.login(&c).await;
@@ -53,11 +53,33 @@ async fn staff_see_the_days_figures_and_a_key_or_a_bad_range_is_refused() {
     assert_eq!(quiet["answeredShare"], json!(null));
     assert_eq!(quiet["receivedByChannel"], json!([]));
 
-    // An API key has no staff member to ask as.
-    let refused = w
-        .gql(Some(&c.read_key), QUERY, json!({ "from": from, "to": to }))
+    // The organisation's integrators see the same figures, with either
+    // key; another organisation's key sees its own (none).
+    for key in [&c.read_key, &c.write_key] {
+        let theirs = w
+            .gql(Some(key), QUERY, json!({ "from": from, "to": to }))
+            .await;
+        assert_eq!(theirs, answer);
+    }
+    let other = w.council("vigo").await;
+    let elsewhere = w
+        .gql(
+            Some(&other.read_key),
+            QUERY,
+            json!({ "from": from, "to": to }),
+        )
         .await;
-    assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+    assert!(elsewhere.get("errors").is_none(), "{elsewhere}");
+    assert!(
+        elsewhere["data"]["presenceHealth"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["received"] == 0),
+        "{elsewhere}"
+    );
+    let anonymous = w.gql(None, QUERY, json!({ "from": from, "to": to })).await;
+    assert_eq!(code(&anonymous), "UNAUTHENTICATED", "{anonymous}");
     // A range that ends before it starts names `to`.
     let backwards = w
         .gql(Some(&token), QUERY, json!({ "from": to, "to": from }))
