@@ -247,7 +247,12 @@ async fn index() -> impl IntoResponse {
     Json(json!({
         "name": "Ventanilla",
         "version": env!("CARGO_PKG_VERSION"),
-        "endpoints": { "health": "/healthz", "readiness": "/readyz", "graphql": GRAPHQL_PATH },
+        "endpoints": {
+            "health": "/healthz",
+            "readiness": "/readyz",
+            "graphql": GRAPHQL_PATH,
+            "subscriptions": GRAPHQL_WS_PATH,
+        },
     }))
 }
 
@@ -255,6 +260,7 @@ async fn graphiql() -> impl IntoResponse {
     Html(
         GraphiQLSource::build()
             .endpoint(GRAPHQL_PATH)
+            .subscription_endpoint(GRAPHQL_WS_PATH)
             .title("Ventanilla GraphQL")
             .finish(),
     )

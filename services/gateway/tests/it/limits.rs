@@ -196,5 +196,8 @@ async fn browsers_get_graphiql() {
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
-    assert!(String::from_utf8_lossy(&bytes).contains("graphiql"));
+    let page = String::from_utf8_lossy(&bytes);
+    assert!(page.contains("graphiql"));
+    // Its subscriptions go to the WebSocket endpoint.
+    assert!(page.contains("/graphql/ws"), "{page}");
 }
