@@ -9,9 +9,11 @@
 //!   and the role each action needs);
 //! - API keys: `openTicket` and `subscribeToTopic`, with scope `read_write`
 //!   only; a `read` key is refused every mutation;
-//! - the operator: the tenants' list and lifecycle ([`operator`]);
-//! - admins: their organisation's configuration ([`admin`]); agents are
-//!   refused it.
+//! - the operator: the tenants' list and lifecycle, the plan catalogue
+//!   ([`operator`]);
+//! - admins: their organisation's configuration ([`admin`];
+//!   [`super::admin`], [`super::organisation`], [`super::staff`]); agents
+//!   are refused it.
 //!
 //! What this module must not do: look at arguments (the tenant is the
 //! principal's, never an argument's).
@@ -102,14 +104,14 @@ pub fn integrator_writer(ctx: &Context<'_>) -> Result<KeyPrincipal> {
     }
 }
 
-/// The operator of the install, for managing tenants.
+/// The operator of the install, for managing tenants and plans.
 pub fn operator(ctx: &Context<'_>) -> Result<()> {
     match principal(ctx) {
         Principal::Operator => Ok(()),
         Principal::Anonymous => Err(log_in_first()),
         Principal::Staff(_) | Principal::ApiKey(_) => Err(coded(
             code::FORBIDDEN,
-            "managing organisations is for the operator of the install; send the operator token",
+            "managing organisations and plans is for the operator of the install; send the operator token",
         )),
     }
 }

@@ -1,6 +1,8 @@
-//! What an admin of an organisation configures: departments and topics,
-//! API keys, and the social network accounts (linking, unlinking, their
-//! health).
+//! What an admin of an organisation configures: departments and topics
+//! (listing and adding them; renaming, removing and the rest of the
+//! directory, hours and portal are in [`super::organisation`]), API keys
+//! (creating, renaming, revoking), and the social network accounts
+//! (linking, unlinking, their health).
 //! Staff with the role admin only; agents, keys and the operator are
 //! `FORBIDDEN`. The services check again that the admin is active.
 //!
@@ -453,6 +455,23 @@ impl AdminMutation {
         let api_keys = &services(ctx)?.api_keys;
         api_keys
             .revoke(by.tenant, by.staff, ApiKeyId(id), reason.as_deref())
+            .await
+            .map_err(|e| service_error(&e))?;
+        let keys = api_keys
+            .list(by.tenant)
+            .await
+            .map_err(|e| service_error(&e))?;
+        added(id, keys, |k| k.key_id.0).map(Into::into)
+    }
+
+    /// Renames an API key (what admins call it; its secret and scope stay).
+    /// `CONFLICT` when the key is revoked; `NOT_FOUND` when the
+    /// organisation has no such key. Admins only.
+    async fn rename_api_key(&self, ctx: &Context<'_>, id: Uuid, name: String) -> Result<ApiKey> {
+        let by = access::admin(ctx)?;
+        let api_keys = &services(ctx)?.api_keys;
+        api_keys
+            .rename(by.tenant, by.staff, ApiKeyId(id), &name)
             .await
             .map_err(|e| service_error(&e))?;
         let keys = api_keys

@@ -6,6 +6,9 @@
 //! Staff only, in the principal's tenant; topics and accounts are the
 //! tenant's (`NOT_FOUND` otherwise).
 //!
+//! There is no list of the organisation's announcements yet: the
+//! notifications service reads them one at a time only.
+//!
 //! What this module must not do: decide anything about announcements (the
 //! notifications service does), or read a table.
 

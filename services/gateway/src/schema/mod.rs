@@ -6,8 +6,13 @@
 //! - [`session`]: `login` / `logout`;
 //! - [`tickets`]: the inbox, a ticket and its thread, agents' mutations;
 //! - [`integrations`]: `openTicket`, `subscribeToTopic` (API keys);
-//! - [`operator`]: the organisations' list and lifecycle (the operator);
-//! - [`admin`]: departments, topics, API keys, channel accounts (admins);
+//! - [`operator`]: the organisations' list and lifecycle, and the plan
+//!   catalogue (the operator);
+//! - [`admin`]: adding departments and topics, API keys, channel accounts
+//!   (admins);
+//! - [`organisation`]: the directory (renaming and removing departments and
+//!   topics, officials), business hours and holidays, the portal's settings
+//!   (admins);
 //! - [`staff`]: the staff members, invitations and their acceptance;
 //! - [`health`]: presence figures per day (staff);
 //! - [`announcements`]: publishing announcements and their progress
@@ -41,6 +46,7 @@ pub mod integrations;
 pub mod live;
 mod node;
 pub mod operator;
+pub mod organisation;
 pub mod session;
 pub mod staff;
 pub mod tickets;
@@ -54,6 +60,7 @@ pub struct Query(
     node::NodeQuery,
     operator::OperatorQuery,
     admin::AdminQuery,
+    organisation::OrganisationQuery,
     health::HealthQuery,
     announcements::AnnouncementsQuery,
     staff::StaffQuery,
@@ -67,6 +74,7 @@ pub struct Mutation(
     integrations::IntegrationsMutation,
     operator::OperatorMutation,
     admin::AdminMutation,
+    organisation::OrganisationMutation,
     announcements::AnnouncementsMutation,
     staff::StaffMutation,
 );
@@ -83,9 +91,10 @@ pub struct Services {
     /// Staff logins and sessions.
     pub staff: Arc<Staff>,
     /// Finds the organisation a login names (by slug); the operator's
-    /// fields.
+    /// fields (organisations and the plan catalogue).
     pub operator: Operator,
-    /// Departments, officials, topics.
+    /// The directory (departments, officials, topics), business hours and
+    /// holidays, the portal's settings.
     pub organisation: Organisation,
     /// API keys.
     pub api_keys: Arc<ApiKeys>,

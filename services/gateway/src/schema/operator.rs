@@ -1,9 +1,11 @@
 //! What the operator of the install does with organisations (tenants):
-//! list them, look one up, provision, suspend, reactivate and re-plan them.
-//! Operator token only; every other principal is `FORBIDDEN`.
+//! list them, look one up, provision, suspend, reactivate and re-plan them;
+//! and with the plan catalogue: list the plans, define, change and retire
+//! them. Operator token only; every other principal is `FORBIDDEN`.
 //!
-//! Each mutation answers with the tenant as it is after the change (the
-//! tenants service waits for its registry before reading it back).
+//! Each mutation answers with the tenant, or the plan, as it is after the
+//! change (the tenants service waits for its registry before reading a
+//! tenant back; the catalogue is read from its own stream).
 //!
 //! What this module must not do: decide anything (the tenants service
 //! does), or reach a tenant's own data (the operator belongs to none).
@@ -14,8 +16,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use ventanilla_tenants::operator::ProvisionRequest;
+use ventanilla_tenants::operator::{OperatorError, PlanView, ProvisionRequest};
 use ventanilla_tenants::registry::TenantSummary;
+use ventanilla_tenants_domain::plan::{LimitName, PlanError, PlanLimits as Limits};
 
 use super::access::{self, services};
 use crate::error::{INTERNAL_MESSAGE, code, coded, invalid, service_error};
@@ -199,6 +202,164 @@ async fn show(ctx: &Context<'_>, slug: &str) -> Result<TenantDetails> {
     TenantDetails::from_summary(found)
 }
 
+/// What a plan allows.
+#[derive(SimpleObject, Debug)]
+pub struct PlanLimits {
+    /// Active staff accounts (admins and agents).
+    pub agents: i32,
+    /// Linked channel accounts.
+    pub channel_accounts: i32,
+    /// Tickets opened in one calendar month.
+    pub tickets_per_month: i32,
+    /// Requests a minute (the API rate limit).
+    pub api_requests_per_minute: i32,
+}
+
+impl From<Limits> for PlanLimits {
+    fn from(l: Limits) -> Self {
+        let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        Self {
+            agents: int(l.agents),
+            channel_accounts: int(l.channel_accounts),
+            tickets_per_month: int(l.tickets_per_month),
+            api_requests_per_minute: int(l.api_requests_per_minute),
+        }
+    }
+}
+
+/// A plan of the catalogue.
+#[derive(SimpleObject, Debug)]
+pub struct Plan {
+    /// What organisations and events refer to (`free`, `municipio`…); it
+    /// never changes.
+    pub code: String,
+    /// The name shown to people.
+    pub name: String,
+    /// What it allows.
+    pub limits: PlanLimits,
+    /// Whether it is listed publicly (a plan made for one customer is
+    /// not).
+    pub public: bool,
+    /// Whether it is retired: no organisation can be given it any more;
+    /// those on it keep it.
+    pub retired: bool,
+}
+
+impl From<PlanView> for Plan {
+    fn from(v: PlanView) -> Self {
+        Self {
+            code: v.plan.code.as_str().to_owned(),
+            name: v.plan.name.as_str().to_owned(),
+            limits: v.plan.limits.into(),
+            public: v.plan.public,
+            retired: v.retired,
+        }
+    }
+}
+
+/// What a plan allows; every limit is at least 1.
+#[derive(InputObject, Debug)]
+pub struct PlanLimitsInput {
+    /// Active staff accounts (admins and agents).
+    pub agents: i32,
+    /// Linked channel accounts.
+    pub channel_accounts: i32,
+    /// Tickets opened in one calendar month.
+    pub tickets_per_month: i32,
+    /// Requests a minute (the API rate limit).
+    pub api_requests_per_minute: i32,
+}
+
+/// The API's name of a limit, as `extensions.field` names it.
+fn limit_field(limit: LimitName) -> &'static str {
+    match limit {
+        LimitName::Agents => "limits.agents",
+        LimitName::ChannelAccounts => "limits.channelAccounts",
+        LimitName::TicketsPerMonth => "limits.ticketsPerMonth",
+        LimitName::ApiRequestsPerMinute => "limits.apiRequestsPerMinute",
+    }
+}
+
+impl PlanLimitsInput {
+    /// The limits as the service takes them; a negative one is refused
+    /// here (a zero one by the catalogue).
+    fn to_limits(&self) -> Result<Limits> {
+        let count = |limit: LimitName, n: i32| {
+            u32::try_from(n).map_err(|_| {
+                let field = limit_field(limit);
+                invalid(field, format!("{field}: must be at least 1, got {n}"))
+            })
+        };
+        Ok(Limits {
+            agents: count(LimitName::Agents, self.agents)?,
+            channel_accounts: count(LimitName::ChannelAccounts, self.channel_accounts)?,
+            tickets_per_month: count(LimitName::TicketsPerMonth, self.tickets_per_month)?,
+            api_requests_per_minute: count(
+                LimitName::ApiRequestsPerMinute,
+                self.api_requests_per_minute,
+            )?,
+        })
+    }
+}
+
+/// A new plan.
+#[derive(InputObject, Debug)]
+pub struct DefinePlanInput {
+    /// Its code: 2 to 32 characters of `a-z`, `0-9`, `-` and `_`; never
+    /// reused, retired plans' codes included.
+    pub code: String,
+    /// The name shown to people.
+    pub name: String,
+    /// What it allows.
+    pub limits: PlanLimitsInput,
+    /// Whether it is listed publicly (`true` by default).
+    #[graphql(default = true)]
+    pub public: bool,
+}
+
+/// A plan's new name and limits (both replaced).
+#[derive(InputObject, Debug)]
+pub struct ChangePlanLimitsInput {
+    /// The name shown to people.
+    pub name: String,
+    /// What it allows.
+    pub limits: PlanLimitsInput,
+}
+
+/// The catalogue's refusals as the API reports them: an unknown code is
+/// `NOT_FOUND` (the plan is the object asked for here, unlike
+/// `changeTenantPlan`, where it is a choice the organisation's state
+/// refuses), a limit of 0 is `VALIDATION` naming it; the rest as the
+/// service says.
+fn plan_error(e: &OperatorError) -> async_graphql::Error {
+    match e {
+        OperatorError::Plan(PlanError::UnknownPlan { .. }) => coded(code::NOT_FOUND, e.to_string()),
+        OperatorError::Plan(PlanError::InvalidLimit { limit }) => {
+            let field = limit_field(*limit);
+            invalid(field, format!("{field}: must be at least 1, got 0"))
+        }
+        other => service_error(other),
+    }
+}
+
+/// The plan `code`, read back after a change.
+async fn plan(ctx: &Context<'_>, code: &str) -> Result<Plan> {
+    services(ctx)?
+        .operator
+        .plans()
+        .await
+        .map_err(|e| service_error(&e))?
+        .into_iter()
+        .find(|p| p.plan.code.as_str() == code.trim())
+        .map(Into::into)
+        .ok_or_else(|| {
+            coded(
+                code::NOT_FOUND,
+                format!("there is no plan with the code {code}"),
+            )
+        })
+}
+
 /// The operator's queries.
 #[derive(Default)]
 pub struct OperatorQuery;
@@ -252,6 +413,18 @@ impl OperatorQuery {
     async fn tenant(&self, ctx: &Context<'_>, slug: String) -> Result<TenantDetails> {
         access::operator(ctx)?;
         show(ctx, &slug).await
+    }
+
+    /// Every plan of the catalogue, the shipped ones (`free`, `municipio`,
+    /// `provincia`) and retired ones included, by code. Operator only.
+    async fn plans(&self, ctx: &Context<'_>) -> Result<Vec<Plan>> {
+        access::operator(ctx)?;
+        let plans = services(ctx)?
+            .operator
+            .plans()
+            .await
+            .map_err(|e| service_error(&e))?;
+        Ok(plans.into_iter().map(Into::into).collect())
     }
 }
 
@@ -339,6 +512,53 @@ impl OperatorMutation {
             .await
             .map_err(|e| service_error(&e))?;
         show(ctx, &slug).await
+    }
+
+    /// Defines a plan. `CONFLICT` when the code is taken (by a retired
+    /// plan too); `VALIDATION` names a malformed code or name, or a limit
+    /// below 1 (`limits.agents`…). Operator only.
+    async fn define_plan(&self, ctx: &Context<'_>, input: DefinePlanInput) -> Result<Plan> {
+        access::operator(ctx)?;
+        let limits = input.limits.to_limits()?;
+        services(ctx)?
+            .operator
+            .define_plan(&input.code, &input.name, limits, input.public)
+            .await
+            .map_err(|e| plan_error(&e))?;
+        plan(ctx, &input.code).await
+    }
+
+    /// Replaces a plan's name and limits (a retired plan's too); the
+    /// organisations on it get the new limits (the rate limit within a
+    /// minute). `NOT_FOUND` when no plan has the code; `VALIDATION` as for
+    /// `definePlan`. Operator only.
+    async fn change_plan_limits(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+        input: ChangePlanLimitsInput,
+    ) -> Result<Plan> {
+        access::operator(ctx)?;
+        let limits = input.limits.to_limits()?;
+        services(ctx)?
+            .operator
+            .change_plan_limits(&code, &input.name, limits)
+            .await
+            .map_err(|e| plan_error(&e))?;
+        plan(ctx, &code).await
+    }
+
+    /// Retires a plan: no organisation can be given it any more; those on
+    /// it keep it. Retiring it again changes nothing; `NOT_FOUND` when no
+    /// plan has the code. Operator only.
+    async fn retire_plan(&self, ctx: &Context<'_>, code: String) -> Result<Plan> {
+        access::operator(ctx)?;
+        services(ctx)?
+            .operator
+            .retire_plan(&code)
+            .await
+            .map_err(|e| plan_error(&e))?;
+        plan(ctx, &code).await
     }
 }
 

@@ -12,6 +12,8 @@ mod inbox;
 mod limits;
 mod live;
 mod operator;
+mod organisation;
+mod plans;
 mod presence;
 mod rate_limit;
 mod schema_file;
