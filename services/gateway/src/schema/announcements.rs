@@ -6,19 +6,24 @@
 //! Staff only, in the principal's tenant; topics and accounts are the
 //! tenant's (`NOT_FOUND` otherwise).
 //!
-//! There is no list of the organisation's announcements yet: the
-//! notifications service reads them one at a time only.
+//! `announcements` lists them, newest first, as a Relay connection.
 //!
 //! What this module must not do: decide anything about announcements (the
 //! notifications service does), or read a table.
 
+use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use ventanilla_tickets::notify::service::{AnnouncementView, PublishRequest};
+use ventanilla_tickets::notify::service::{
+    AnnouncementView, MAX_ANNOUNCEMENTS_PAGE, PublishRequest,
+};
 
 use super::access::{self, services};
-use crate::error::service_error;
+use crate::error::{invalid, service_error};
+
+/// A page of announcements (`AnnouncementConnection` in the schema).
+pub type AnnouncementConnection = Connection<String, Announcement>;
 
 /// An announcement to publish.
 #[derive(InputObject, Debug)]
@@ -88,6 +93,35 @@ pub struct AnnouncementsQuery;
 
 #[Object]
 impl AnnouncementsQuery {
+    /// The organisation's announcements, newest first, each with how its
+    /// notifications are going (at most `gateway.max_page_size` a page).
+    /// Staff only.
+    async fn announcements(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 25)] first: i32,
+        after: Option<String>,
+    ) -> Result<AnnouncementConnection> {
+        let by = access::staff_reader(ctx)?;
+        let services = services(ctx)?;
+        let max = services.max_page_size.clamp(1, MAX_ANNOUNCEMENTS_PAGE);
+        let first = u32::try_from(first)
+            .ok()
+            .filter(|f| (1..=max).contains(f))
+            .ok_or_else(|| invalid("first", format!("first: must be between 1 and {max}")))?;
+        let (page, more) = services
+            .notifications
+            .announcements(by.tenant, first, after.as_deref())
+            .await
+            .map_err(|e| service_error(&e))?;
+        let mut connection = Connection::new(after.is_some(), more);
+        connection.edges = page
+            .into_iter()
+            .map(|(view, cursor)| Edge::new(cursor, Announcement::from(view)))
+            .collect();
+        Ok(connection)
+    }
+
     /// An announcement of the organisation and how its notifications are
     /// going. Staff only; `NOT_FOUND` when the organisation has no
     /// announcement with this id.

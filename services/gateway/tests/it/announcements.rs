@@ -91,3 +91,93 @@ async fn staff_publish_and_read_an_announcement_and_a_foreign_topic_is_refused()
         .await;
     assert_eq!(code(&missing), "NOT_FOUND", "{missing}");
 }
+
+#[tokio::test]
+async fn staff_page_through_their_announcements_newest_first_and_only_theirs() {
+    let w = World::new().await;
+    let c = w.council("lugo").await;
+    let token = w.login(&c).await;
+    let topic_of = |token: String| {
+        let w = &w;
+        async move {
+            let t = w
+                .gql(
+                    Some(&token),
+                    "mutation { addTopic(name: \"Avisos\") { id } }",
+                    json!({}),
+                )
+                .await;
+            t["data"]["addTopic"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let topic = topic_of(token.clone()).await;
+    for n in 0..3 {
+        let published = w
+            .gql(
+                Some(&token),
+                PUBLISH,
+                json!({ "i": { "title": format!("Aviso {n}"), "body": "Texto.", "topics": [topic] } }),
+            )
+            .await;
+        assert!(published.get("errors").is_none(), "{published}");
+    }
+    let other = w.council("vigo").await;
+    let theirs = w.login(&other).await;
+    let their_topic = topic_of(theirs.clone()).await;
+    let published = w
+        .gql(
+            Some(&theirs),
+            PUBLISH,
+            json!({ "i": { "title": "Aviso de Vigo", "body": "Texto.", "topics": [their_topic] } }),
+        )
+        .await;
+    assert!(published.get("errors").is_none(), "{published}");
+
+    const LIST: &str = "query($after: String) { announcements(first: 2, after: $after) { \
+        edges { node { title queued sent failed } } pageInfo { hasNextPage endCursor } } }";
+    let first = w.gql(Some(&token), LIST, json!({})).await;
+    assert!(first.get("errors").is_none(), "{first}");
+    let page = &first["data"]["announcements"];
+    let titles = |p: &serde_json::Value| -> Vec<String> {
+        p["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(titles(page), ["Aviso 2", "Aviso 1"]);
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let second = w
+        .gql(
+            Some(&token),
+            LIST,
+            json!({ "after": page["pageInfo"]["endCursor"] }),
+        )
+        .await;
+    let page = &second["data"]["announcements"];
+    assert_eq!(titles(page), ["Aviso 0"], "{second}");
+    assert_eq!(page["pageInfo"]["hasNextPage"], false);
+
+    let forged = w
+        .gql(Some(&token), LIST, json!({ "after": "not-a-cursor" }))
+        .await;
+    assert_eq!(code(&forged), "VALIDATION", "{forged}");
+    assert_eq!(forged["errors"][0]["extensions"]["field"], "after");
+    let too_many = w
+        .gql(
+            Some(&token),
+            "{ announcements(first: 1000) { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&too_many), "VALIDATION", "{too_many}");
+    let key = w
+        .gql(
+            Some(&c.read_key),
+            "{ announcements { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&key), "FORBIDDEN", "{key}");
+}

@@ -249,6 +249,21 @@ pub struct AnnouncementView {
     pub failed: i64,
 }
 
+/// Most announcements one page of [`Notifications::announcements`] holds.
+pub const MAX_ANNOUNCEMENTS_PAGE: u32 = 100;
+
+/// Reads an announcements cursor (`<published_at µs>.<id>`).
+fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let (at, id) = s.split_once('.')?;
+    Some((
+        DateTime::from_timestamp_micros(at.parse().ok()?)?,
+        Uuid::parse_str(id).ok()?,
+    ))
+}
+
+/// An announcement's row with its id first.
+type IdentifiedRow = (Uuid, String, Vec<Uuid>, Vec<Uuid>, DateTime<Utc>);
+
 /// An announcement's row: title, topics, accounts, when.
 type AnnouncementRow = (String, Vec<Uuid>, Vec<Uuid>, DateTime<Utc>);
 
@@ -845,6 +860,86 @@ impl Notifications {
             sent,
             failed,
         })
+    }
+
+    /// The tenant's announcements, newest first: at most `first` (1 to
+    /// [`MAX_ANNOUNCEMENTS_PAGE`]) after `after` (a cursor of an earlier
+    /// page), each with how its notifications are going; and whether more
+    /// follow. Two queries whatever the page's size.
+    pub async fn announcements(
+        &self,
+        tenant: TenantId,
+        first: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<(AnnouncementView, String)>, bool), NotifyError> {
+        if first == 0 || first > MAX_ANNOUNCEMENTS_PAGE {
+            return Err(InvalidValue::new(
+                "first",
+                format!("must be 1 to {MAX_ANNOUNCEMENTS_PAGE}"),
+            )
+            .into());
+        }
+        let after = match after {
+            None => None,
+            Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
+                InvalidValue::new("after", "is not a cursor this list gave; start again")
+            })?),
+        };
+        let (after_at, after_id) = after.unzip();
+        let mut tx = begin_for_tenant(&self.pool, tenant).await?;
+        let mut rows: Vec<IdentifiedRow> =
+            sqlx::query_as(
+            "SELECT announcement_id, title, topics, accounts, published_at FROM notify_announcements \
+             WHERE tenant_id = $1 \
+               AND ($2::timestamptz IS NULL OR (published_at, announcement_id) < ($2, $3)) \
+             ORDER BY published_at DESC, announcement_id DESC LIMIT $4",
+        )
+        .bind(tenant.into_uuid())
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::from(first) + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+        let more = rows.len() > first as usize;
+        rows.truncate(first as usize);
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+        let counts: Vec<(Uuid, i64, i64, i64)> = sqlx::query_as(
+            "SELECT content_id, \
+                    count(*) FILTER (WHERE state IN ('pending', 'sending', 'digest')), \
+                    count(*) FILTER (WHERE state IN ('sent', 'digested')), \
+                    count(*) FILTER (WHERE state = 'failed') \
+             FROM notify_outbox WHERE tenant_id = $1 AND content_id = ANY($2) GROUP BY content_id",
+        )
+        .bind(tenant.into_uuid())
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let counts: std::collections::HashMap<Uuid, (i64, i64, i64)> = counts
+            .into_iter()
+            .map(|(id, q, s, f)| (id, (q, s, f)))
+            .collect();
+        let page = rows
+            .into_iter()
+            .map(|(id, title, topics, accounts, published_at)| {
+                let (queued, sent, failed) = counts.get(&id).copied().unwrap_or_default();
+                let cursor = format!("{}.{}", published_at.timestamp_micros(), id.simple());
+                (
+                    AnnouncementView {
+                        id,
+                        title,
+                        topics,
+                        accounts,
+                        published_at,
+                        queued,
+                        sent,
+                        failed,
+                    },
+                    cursor,
+                )
+            })
+            .collect();
+        Ok((page, more))
     }
 
     /// Who the tenant's e-mails come from (`None` fields: the defaults).
