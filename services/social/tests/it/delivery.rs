@@ -540,7 +540,9 @@ async fn a_reply_on_an_unlinked_account_fails_with_a_reason() {
     w.accounts.unlink(c.tenant, c.admin, page).await.unwrap();
     let later = w.reply(&c, ticket, "Segunda respuesta.").await;
     w.queue().await;
-    assert_eq!(w.tick_at(due).await, 2);
+    // Both are due by then (on a loaded machine the second may have been
+    // queued after the first's retry time).
+    assert_eq!(w.tick_at(due.max(Utc::now())).await, 2);
 
     for reply in [waiting, later] {
         let (state, reason) = outcome(&w, &c, ticket, reply).await;
