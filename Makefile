@@ -40,7 +40,15 @@ migrate: ## Creates the database if missing and applies the migrations
 	url="$${DATABASE_URL:-$${server%/}/ventanilla}"; \
 	VENTANILLA__DATABASE__URL="$$url" $(CARGO) run --quiet -p ventanilla -- migrate
 
-test: ## Runs every test (needs PostgreSQL: started if it is not running)
+# tests/clients holds the test through independent GraphQL clients (npm
+# packages); they are installed when missing or older than the lock file.
+test: ## Runs every test (needs PostgreSQL: started if it is not running; and npm, for tests/clients)
+	@if [ ! -f tests/clients/node_modules/.package-lock.json ] || \
+	    [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then \
+	  command -v npm >/dev/null || { echo "make test: npm is not installed; install Node.js 20 or later (with npm): tests/clients drives the API through npm's GraphQL clients" >&2; exit 1; }; \
+	  echo "make test: installing tests/clients' packages (npm ci)"; \
+	  npm ci --prefix tests/clients --no-audit --no-fund || exit 1; \
+	fi
 	@server="$(PG_SERVER)"; [ -n "$$server" ] || exit 1; \
 	export VENTANILLA_TEST_DATABASE_URL="$${VENTANILLA_TEST_DATABASE_URL:-$${server%/}/postgres}"; \
 	infra/sweep-test-databases.sh "$$VENTANILLA_TEST_DATABASE_URL"; \

@@ -395,7 +395,7 @@ async fn serve_ws(
             Ok(data)
         })
         .map(|message| match message {
-            WsMessage::Text(text) => Message::Text(text.into()),
+            WsMessage::Text(text) => Message::Text(with_ws_codes(text).into()),
             WsMessage::Close(code, mut reason) => {
                 // A close frame's reason holds at most 123 bytes.
                 let mut end = reason.len().min(123);
@@ -414,6 +414,43 @@ async fn serve_ws(
             break;
         }
     }
+}
+
+/// A message of the subscription protocol with [`with_codes`] applied to
+/// the errors it carries (a subscription that does not validate is
+/// answered inside the protocol, where the HTTP path's mapping does not
+/// reach): `next`'s `payload.errors`, `error`'s `payload`.
+fn with_ws_codes(text: String) -> String {
+    if !text.contains("\"errors\"") && !text.contains("\"type\":\"error\"") {
+        return text;
+    }
+    let Ok(mut message) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return text;
+    };
+    let errors = match message.get_mut("payload") {
+        Some(serde_json::Value::Array(errors)) => Some(errors),
+        Some(payload) => payload
+            .get_mut("errors")
+            .and_then(serde_json::Value::as_array_mut),
+        None => None,
+    };
+    let Some(errors) = errors else {
+        return text;
+    };
+    for error in errors
+        .iter_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+    {
+        let extensions = error
+            .entry("extensions")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(extensions) = extensions.as_object_mut() {
+            extensions
+                .entry("code")
+                .or_insert_with(|| code::VALIDATION.into());
+        }
+    }
+    message.to_string()
 }
 
 /// A GraphQL response as JSON, never cached.

@@ -232,6 +232,16 @@ async fn only_staff_may_listen_and_a_socket_without_the_subprotocol_is_refused()
         "{refused}"
     );
 
+    // A subscription that does not validate gets the code HTTP would give.
+    assert_eq!(next(&mut socket).await["type"], "complete");
+    subscribe(&mut socket, "2", "subscription { inboxChanged { mood } }").await;
+    let invalid = next(&mut socket).await;
+    assert_eq!(invalid["id"], "2", "{invalid}");
+    assert_eq!(
+        invalid["payload"]["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{invalid}"
+    );
+
     // No subprotocol: no WebSocket.
     let plain = url.as_str().into_client_request().unwrap();
     let error = tokio_tungstenite::connect_async(plain).await.unwrap_err();
