@@ -148,8 +148,34 @@ async fn staff_hear_their_organisations_changes_live_and_nobody_else_does() {
         (&json!("complete"), &json!("2")),
         "{done}"
     );
-    // Give the subscriptions a moment to be listening.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The protocol does not say when a subscription is listening: tag the
+    // ticket until both have heard a change (each try a new tag), then
+    // drain what they heard.
+    let mut heard = (false, false);
+    for attempt in 0..20 {
+        let tagged = w
+            .gql(
+                Some(&token),
+                "mutation($id: ID!, $tag: String!) { tag(ticketId: $id, tag: $tag) { id } }",
+                json!({ "id": ticket, "tag": format!("probe-{attempt}") }),
+            )
+            .await;
+        assert!(tagged["errors"].is_null(), "{tagged}");
+        while let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(Duration::from_millis(500), socket.next()).await
+        {
+            let m: Value = serde_json::from_str(text.as_str()).unwrap();
+            match m["id"].as_str() {
+                Some("1") => heard.0 = true,
+                Some("2") => heard.1 = true,
+                _ => panic!("unexpected {m}"),
+            }
+        }
+        if heard == (true, true) {
+            break;
+        }
+    }
+    assert_eq!(heard, (true, true), "the subscriptions never listened");
 
     let replied = w
         .gql(
