@@ -296,8 +296,8 @@ test('graphql-ws: a bad token is refused at connection_init, not acknowledged', 
   await assert.rejects(live.until(() => true, 'answer'), /the subscription failed: closed (\d+)/);
   assert.equal(acknowledged, false);
   assert.deepEqual(live.heard, []);
-  // As docs/graphql.md says: closed with 1002 and a reason that says what to do.
-  assert.match(live.ended(), /^failed: closed 1002 ".*neither a valid session nor a valid API key/);
+  // As docs/graphql.md says: closed with 4403 (Forbidden) and a reason that says what to do.
+  assert.match(live.ended(), /^failed: closed 4403 ".*neither a valid session nor a valid API key/);
 });
 
 test('graphql-ws: a subscription without a token, for another council ticket, or invalid is refused', async () => {

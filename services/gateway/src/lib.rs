@@ -377,6 +377,11 @@ async fn serve_ws(
             })
         });
     let init = Arc::clone(&endpoint);
+    // Set when `connection_init` is refused, so that the close says
+    // `4403: Forbidden`, as the protocol recommends (async-graphql says
+    // 1002, a protocol error, which the client did not make).
+    let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refuse = Arc::clone(&refused);
     let mut output = WebSocket::new(endpoint.schema.clone(), input, protocol)
         .on_connection_init(move |payload: serde_json::Value| async move {
             let token = payload
@@ -384,11 +389,19 @@ async fn serve_ws(
                 .or_else(|| payload.get("authorization"))
                 .and_then(serde_json::Value::as_str)
                 .and_then(|t| HeaderValue::from_str(t).ok());
-            let principal = init.auth.principal(token.as_ref()).await?;
+            let refusing = |e: async_graphql::Error| {
+                refuse.store(true, std::sync::atomic::Ordering::Relaxed);
+                e
+            };
+            let principal = init
+                .auth
+                .principal(token.as_ref())
+                .await
+                .map_err(refusing)?;
             if init.limiter.check(&principal, address).await.is_err() {
-                return Err(async_graphql::Error::new(
+                return Err(refusing(async_graphql::Error::new(
                     "too many requests for your plan's rate limit; connect again later",
-                ));
+                )));
             }
             let mut data = async_graphql::Data::default();
             data.insert(principal);
@@ -397,6 +410,11 @@ async fn serve_ws(
         .map(|message| match message {
             WsMessage::Text(text) => Message::Text(with_ws_codes(text).into()),
             WsMessage::Close(code, mut reason) => {
+                let code = if code == 1002 && refused.load(std::sync::atomic::Ordering::Relaxed) {
+                    4403
+                } else {
+                    code
+                };
                 // A close frame's reason holds at most 123 bytes.
                 let mut end = reason.len().min(123);
                 while !reason.is_char_boundary(end) {

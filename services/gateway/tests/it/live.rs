@@ -218,9 +218,9 @@ async fn staff_hear_their_organisations_changes_live_and_nobody_else_does() {
     let (_, refused) = connect(&url, "not-a-token").await;
     assert_eq!(refused["type"], "closed", "{refused}");
     assert!(
-        refused["frame"]
-            .as_str()
-            .is_some_and(|f| f.contains("neither a valid session nor a valid API key")),
+        refused["frame"].as_str().is_some_and(
+            |f| f.contains("4403") && f.contains("neither a valid session nor a valid API key")
+        ),
         "{refused}"
     );
     shutdown.cancel();
