@@ -15,6 +15,7 @@ use uuid::Uuid;
 use ventanilla_kernel::TenantId;
 use ventanilla_tenants::operator::OperatorError;
 
+use super::Services;
 use super::access::{self, services};
 use crate::auth::session_token;
 use crate::error::{invalid, service_error};
@@ -41,6 +42,36 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The organisation a caller without a principal names by its slug (the
+/// `tenant` argument of `login` and `acceptInvitation`).
+pub(super) async fn named_tenant(services: &Services, slug: &str) -> Result<TenantId> {
+    let found = services.operator.show(slug).await.map_err(|e| match e {
+        // The service names the slug; here it is the `tenant` argument.
+        OperatorError::Invalid(v) => invalid("tenant", format!("tenant: {}", v.problem)),
+        other => service_error(&other),
+    })?;
+    Ok(TenantId::from_uuid(found.tenant_id))
+}
+
+/// Logs `email` of `tenant` in: the session and its token.
+pub(super) async fn start_session(
+    services: &Services,
+    tenant: TenantId,
+    email: &str,
+    password: &str,
+) -> Result<Session> {
+    let session = services
+        .staff
+        .login(tenant, email, password)
+        .await
+        .map_err(|e| service_error(&e))?;
+    Ok(Session {
+        token: session_token(tenant, session.session_id, &session.token),
+        expires_at: session.expires_at,
+        staff_id: session.staff.0,
+    })
+}
+
 /// Logging in and out.
 #[derive(Default)]
 pub struct SessionMutation;
@@ -59,22 +90,8 @@ impl SessionMutation {
         password: String,
     ) -> Result<Session> {
         let services = services(ctx)?;
-        let found = services.operator.show(&tenant).await.map_err(|e| match e {
-            // The service names the slug; here it is the `tenant` argument.
-            OperatorError::Invalid(v) => invalid("tenant", format!("tenant: {}", v.problem)),
-            other => service_error(&other),
-        })?;
-        let tenant = TenantId::from_uuid(found.tenant_id);
-        let session = services
-            .staff
-            .login(tenant, &email, &password)
-            .await
-            .map_err(|e| service_error(&e))?;
-        Ok(Session {
-            token: session_token(tenant, session.session_id, &session.token),
-            expires_at: session.expires_at,
-            staff_id: session.staff.0,
-        })
+        let tenant = named_tenant(services, &tenant).await?;
+        start_session(services, tenant, &email, &password).await
     }
 
     /// Ends the session this request came with. Staff only.

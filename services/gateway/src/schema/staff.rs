@@ -11,15 +11,13 @@ use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use ventanilla_kernel::TenantId;
-use ventanilla_tenants::operator::OperatorError;
 use ventanilla_tenants::staff::StaffSummary;
 use ventanilla_tenants_domain::staff::{Role, StaffId};
 
 use super::access::{self, services};
-use super::session::Session;
+use super::session::{Session, named_tenant, start_session};
 use super::viewer::StaffRole;
-use crate::auth::session_token;
-use crate::error::{INTERNAL_MESSAGE, code, coded, invalid, service_error};
+use crate::error::{INTERNAL_MESSAGE, code, coded, service_error};
 
 /// Where a member stands.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,11 +172,7 @@ impl StaffMutation {
         password: String,
     ) -> Result<Session> {
         let services = services(ctx)?;
-        let found = services.operator.show(&tenant).await.map_err(|e| match e {
-            OperatorError::Invalid(v) => invalid("tenant", format!("tenant: {}", v.problem)),
-            other => service_error(&other),
-        })?;
-        let tenant = TenantId::from_uuid(found.tenant_id);
+        let tenant = named_tenant(services, &tenant).await?;
         let staff = &services.staff;
         staff
             .accept_invitation(tenant, StaffId(staff_id), &invitation_code, &password)
@@ -195,15 +189,7 @@ impl StaffMutation {
                 tracing::error!(%staff_id, "a member who just accepted is not in the staff list");
                 coded(code::INTERNAL, INTERNAL_MESSAGE)
             })?;
-        let session = staff
-            .login(tenant, &email, &password)
-            .await
-            .map_err(|e| service_error(&e))?;
-        Ok(Session {
-            token: session_token(tenant, session.session_id, &session.token),
-            expires_at: session.expires_at,
-            staff_id: session.staff.0,
-        })
+        start_session(services, tenant, &email, &password).await
     }
 
     /// Invites a member (`QUOTA_EXCEEDED` when the plan has no agent left,
