@@ -41,6 +41,7 @@
 //! Both sides run with the server's own durability settings (printed on the
 //! first stderr line): a lower `synchronous_commit` would flatter both.
 
+mod graphql;
 mod notify;
 mod social;
 
@@ -791,7 +792,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let seq = AtomicU64::new(0);
 
-    // BENCH_ONLY=append, catchup, social or notify runs one family of figures.
+    // BENCH_ONLY=append, catchup, social, notify or graphql runs one family of
+    // figures.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let (appends, catchup) = (
         only.is_empty() || only == "append",
@@ -857,6 +859,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if only.is_empty() || only == "notify" {
         notify::figure(&mut verdicts).await?;
+    }
+    if only.is_empty() || only == "graphql" {
+        graphql::figure(&mut verdicts).await?;
     }
 
     admin.close().await;
