@@ -82,6 +82,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use ventanilla_eventlog::Limits;
 use ventanilla_gateway::Gateway;
+use ventanilla_gateway::live::Live;
 use ventanilla_kernel::TenantId;
 use ventanilla_postgres::{PgEventLog, PoolSettings, begin_for_tenant, db};
 use ventanilla_runtime::Settings;
@@ -713,7 +714,15 @@ async fn measure(
 
     // Both servers, on the same application-role pool.
     let settings = Settings::load_from(None, Vec::<(String, String)>::new())?;
-    let gateway = Gateway::new(Arc::clone(&log), &settings).router()?;
+    // As `serve` runs it: fed by the log (live subscriptions, and the
+    // memory of who is who that the log keeps honest).
+    let live = Live::start(
+        Arc::clone(&log),
+        Tickets::new(Arc::clone(&log)),
+        shutdown.clone(),
+    )
+    .await?;
+    let gateway = Gateway::new(Arc::clone(&log), &settings).router_with(live)?;
     let subject_url = format!("{}/graphql", serve(gateway, shutdown, tasks).await?);
     let bare_router = Router::new()
         .route("/graphql", post(bare))

@@ -6,6 +6,10 @@
 //! consistent: a suspension, a deactivated agent or an official who stopped
 //! taking questions counts from the next request.
 //!
+//! A process that follows the log may let [`Tenancy`] remember working
+//! roles between requests ([`Tenancy::remembering`], [`memo`]): then a
+//! change counts from the moment that process reads it in the log.
+//!
 //! Also here: the arithmetic of response-time clocks on the tenant's
 //! business hours ([`Calendar`]).
 
@@ -18,6 +22,10 @@ use ventanilla_tenants_domain::plan::{self, PlanCatalogue, PlanLimits};
 use ventanilla_tenants_domain::schedule::{self, Schedule, ScheduleState};
 use ventanilla_tenants_domain::staff::{self, Role, StaffId, StaffMember, StaffStatus};
 use ventanilla_tenants_domain::tenant::{self, Tenant, TenantStatus};
+
+pub mod memo;
+
+use memo::TenantMemo;
 
 /// Why a tenant's facts could not be read, or the tenant may not be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +54,11 @@ impl From<ventanilla_kernel::StreamIdError> for TenancyError {
 #[derive(Clone)]
 pub struct Tenancy {
     runner: CommandRunner<PgEventLog>,
+    roles: Option<RoleMemo>,
 }
+
+/// Working roles a process remembers ([`Tenancy::remembering`]).
+pub type RoleMemo = TenantMemo<(TenantId, StaffId), Role>;
 
 /// An active tenant, as the tickets service needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +86,19 @@ pub struct Member {
 impl Tenancy {
     /// Reads through `runner`'s log.
     pub fn new(runner: CommandRunner<PgEventLog>) -> Self {
-        Self { runner }
+        Self {
+            runner,
+            roles: None,
+        }
+    }
+
+    /// Remembers working roles in `memo`, which the caller must tell of the
+    /// log's events ([`TenantMemo::saw`]): only a process following the log
+    /// may.
+    #[must_use]
+    pub fn remembering(mut self, memo: RoleMemo) -> Self {
+        self.roles = Some(memo);
+        self
     }
 
     async fn fold<D: Decider>(
@@ -173,12 +197,20 @@ impl Tenancy {
         tenant: TenantId,
         id: StaffId,
     ) -> Result<Option<Role>, TenancyError> {
+        if let Some((_, role)) = self.roles.as_ref().and_then(|m| m.get(&(tenant, id))) {
+            return Ok(Some(role));
+        }
+        let epoch = self.roles.as_ref().map(TenantMemo::epoch);
         self.active_tenant(tenant).await?;
-        Ok(self
+        let role = self
             .member(tenant, id)
             .await?
             .filter(|m| m.active)
-            .map(|m| m.role))
+            .map(|m| m.role);
+        if let (Some(memo), Some(epoch), Some(role)) = (&self.roles, epoch, role) {
+            memo.put(epoch, tenant, (tenant, id), role);
+        }
+        Ok(role)
     }
 
     /// The tenant's directory (departments, officials, topics).

@@ -22,9 +22,11 @@ use std::sync::Arc;
 
 use axum::http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 use ventanilla_kernel::TenantId;
+use ventanilla_tenancy::memo::TenantMemo;
 use ventanilla_tenants::api_keys::{ApiKeys, ApiKeysError, KeyPrincipal};
 use ventanilla_tenants::staff::Staff;
 use ventanilla_tenants_domain::staff::{Role, SessionId, StaffId};
@@ -108,7 +110,15 @@ pub struct Authenticator {
     operator_token: Option<SecretString>,
     staff: Arc<Staff>,
     api_keys: Arc<ApiKeys>,
+    /// Principals already checked, by their token's SHA-256 (a process
+    /// following the log only: see [`crate::live`]).
+    memo: Option<PrincipalMemo>,
 }
+
+/// Principals a gateway process remembers between requests, by their
+/// token's SHA-256, forgotten when the log shows a change to their tenant,
+/// its staff or its keys ([`ventanilla_tenancy::memo`]).
+pub type PrincipalMemo = TenantMemo<[u8; 32], Principal>;
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,14 +153,46 @@ impl Authenticator {
             operator_token: operator_token.filter(|t| !t.expose_secret().trim().is_empty()),
             staff,
             api_keys,
+            memo: None,
         }
     }
 
-    /// The principal of a request with this `Authorization` header.
+    /// Remembers the principals it checks in `memo`, which the caller keeps
+    /// told of the log's events.
+    #[must_use]
+    pub fn remembering(mut self, memo: PrincipalMemo) -> Self {
+        self.memo = Some(memo);
+        self
+    }
+
+    /// The principal of a request with this `Authorization` header,
+    /// remembered when a memo is kept: a session or a key checked once is
+    /// not read again until the log shows a change to its tenant, its staff
+    /// or its keys, or [`ventanilla_tenancy::memo::MEMO_TTL`] passes.
     pub async fn principal(
         &self,
         header: Option<&HeaderValue>,
     ) -> Result<Principal, async_graphql::Error> {
+        let Some(memo) = &self.memo else {
+            return self.check(header).await;
+        };
+        let Some(key) = header.map(|h| <[u8; 32]>::from(Sha256::digest(h.as_bytes()))) else {
+            return Ok(Principal::Anonymous);
+        };
+        if let Some((_, principal)) = memo.get(&key) {
+            return Ok(principal);
+        }
+        let epoch = memo.epoch();
+        let principal = self.check(header).await?;
+        if let Some(tenant) = principal.tenant() {
+            memo.put(epoch, tenant, key, principal.clone());
+        }
+        Ok(principal)
+    }
+
+    /// The principal of a request with this `Authorization` header, as
+    /// the services say now.
+    async fn check(&self, header: Option<&HeaderValue>) -> Result<Principal, async_graphql::Error> {
         let Some(header) = header else {
             return Ok(Principal::Anonymous);
         };

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Response};
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -54,7 +55,7 @@ pub mod live;
 pub mod rate_limit;
 pub mod schema;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Principal};
 use crate::error::{code, coded, refusal, response_of, with_codes};
 use crate::introspection::{INTROSPECTION_MAX_DEPTH, Introspection};
 use crate::rate_limit::{Limited, RateLimiter};
@@ -133,6 +134,9 @@ struct Endpoint {
     auth: Authenticator,
     /// Requests per key and per address.
     limiter: RateLimiter,
+    /// What this process remembers of who is who (when it follows the
+    /// log); a mutation run here forgets its tenant's at once.
+    memos: Option<live::Memos>,
 }
 
 impl Endpoint {
@@ -149,7 +153,10 @@ impl Endpoint {
             // that linking a Telegram bot can register its webhook).
             accounts: SocialService::new(Arc::clone(&log), settings.social.clone(), "gateway")
                 .accounts(),
-            tickets: Tickets::new(Arc::clone(&log)),
+            tickets: match live.memos() {
+                Some(memos) => Tickets::new(Arc::clone(&log)).remembering(memos.roles.clone()),
+                None => Tickets::new(Arc::clone(&log)),
+            },
             notifications: Notifications::new(
                 Arc::clone(&log),
                 NotifyConfig::from_settings(&settings.notify)?,
@@ -183,7 +190,12 @@ impl Endpoint {
         Ok(Self {
             schema,
             introspection,
-            auth: Authenticator::new(gateway.operator_token.clone(), staff, api_keys),
+            auth: match live.memos() {
+                Some(memos) => Authenticator::new(gateway.operator_token.clone(), staff, api_keys)
+                    .remembering(memos.principals.clone()),
+                None => Authenticator::new(gateway.operator_token.clone(), staff, api_keys),
+            },
+            memos: live.memos().cloned(),
             limiter,
         })
     }
@@ -196,8 +208,13 @@ impl Endpoint {
         address: Option<IpAddr>,
         mut request: Request,
     ) -> Result<Response, Limited> {
-        let introspection = match request.parsed_query() {
-            Ok(doc) => Introspection::of(doc),
+        let (introspection, mutates) = match request.parsed_query() {
+            Ok(doc) => (
+                Introspection::of(doc),
+                doc.operations
+                    .iter()
+                    .any(|(_, op)| op.node.ty == OperationType::Mutation),
+            ),
             Err(e) => return Ok(with_codes(Response::from_errors(vec![e]))),
         };
         let schema = if introspection.touches {
@@ -229,7 +246,19 @@ impl Endpoint {
             Err(e) => return Ok(response_of(e)),
         };
         self.limiter.check(&principal, address).await?;
-        Ok(with_codes(schema.execute(request.data(principal)).await))
+        let tenant = principal.tenant();
+        let operator = principal == Principal::Operator;
+        let response = with_codes(schema.execute(request.data(principal)).await);
+        // Read-your-writes for who is who: a change made here counts from
+        // the next request, before the log's reader has seen it.
+        if mutates && let Some(memos) = &self.memos {
+            match tenant {
+                Some(tenant) => memos.forget(tenant),
+                None if operator => memos.forget_all(),
+                None => {}
+            }
+        }
+        Ok(response)
     }
 }
 

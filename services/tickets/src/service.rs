@@ -163,6 +163,15 @@ impl Tickets {
         }
     }
 
+    /// Remembers staff members' working roles between calls in `memo`,
+    /// which the caller keeps told of the log's events (see
+    /// [`ventanilla_tenancy::memo`]): for a process following the log.
+    #[must_use]
+    pub fn remembering(mut self, memo: ventanilla_tenancy::RoleMemo) -> Self {
+        self.tenancy = self.tenancy.remembering(memo);
+        self
+    }
+
     /// What the service reads of the tenants service.
     pub fn tenancy(&self) -> &Tenancy {
         &self.tenancy

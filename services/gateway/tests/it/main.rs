@@ -11,6 +11,7 @@ mod announcements;
 mod inbox;
 mod limits;
 mod live;
+mod memo;
 mod operator;
 mod organisation;
 mod plans;

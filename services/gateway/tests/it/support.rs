@@ -64,6 +64,31 @@ impl World {
         Self { db, log, app }
     }
 
+    /// The gateway as `serve` runs it: fed by the log (live subscriptions,
+    /// and the memory of who is who the log keeps honest) until `shutdown`.
+    pub async fn following_the_log(shutdown: &tokio_util::sync::CancellationToken) -> Self {
+        let mut world = Self::new().await;
+        let live = ventanilla_gateway::live::Live::start(
+            Arc::clone(&world.log),
+            ventanilla_tickets::service::Tickets::new(Arc::clone(&world.log)),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let settings = Settings::load_from(
+            None,
+            vec![(
+                "VENTANILLA__GATEWAY__OPERATOR_TOKEN".to_owned(),
+                OPERATOR_TOKEN.to_owned(),
+            )],
+        )
+        .unwrap();
+        world.app = Gateway::new(Arc::clone(&world.log), &settings)
+            .router_with(live)
+            .unwrap();
+        world
+    }
+
     /// Provisions `slug`, activates its admin and creates its keys.
     pub async fn council(&self, slug: &str) -> Council {
         let admin_email = format!("alcaldia@{slug}.gal");
