@@ -519,6 +519,39 @@ impl AdminMutation {
         })
     }
 
+    /// Replaces an account's credentials (a token that expired or was
+    /// revoked); its health goes back to `OK`. `signingSecret` is for Meta,
+    /// WhatsApp and X (the others keep theirs); `verifyToken` for Meta,
+    /// kept when not given. `NOT_FOUND` when the organisation has no such
+    /// account, `CONFLICT` when it was unlinked. Admins only.
+    async fn rotate_channel_credentials(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        access_token: String,
+        #[graphql(default)] signing_secret: String,
+        verify_token: Option<String>,
+    ) -> Result<ChannelAccount> {
+        let by = access::admin(ctx)?;
+        let accounts = &services(ctx)?.accounts;
+        accounts
+            .rotate_credentials(
+                by.tenant,
+                by.staff,
+                AccountId(id),
+                SecretString::from(access_token),
+                SecretString::from(signing_secret),
+                verify_token.map(SecretString::from),
+            )
+            .await
+            .map_err(|e| service_error(&e))?;
+        let all = accounts
+            .list(by.tenant, by.staff)
+            .await
+            .map_err(|e| service_error(&e))?;
+        ChannelAccount::from_view(added(id, all, |a| a.account_id)?)
+    }
+
     /// Unlinks an account: nothing more is received or sent on it and its
     /// credentials are deleted. `NOT_FOUND` when the organisation has no
     /// such account. Admins only.

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::support::{World, code};
 
 const KEY: &str = "ZGV2LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24tdXNlISE=";
+const ROTATE: &str = "mutation($id: UUID!) { rotateChannelCredentials(id: $id, accessToken: \"nova-clave-0123456789\") { id health { state } } }";
 
 fn ok(answer: &Value) -> &Value {
     assert!(answer.get("errors").is_none(), "{answer}");
@@ -207,6 +208,16 @@ async fn an_admin_links_and_unlinks_a_mailbox_and_nobody_else_can() {
         .await;
     assert_eq!(ok(&theirs)["channelAccounts"], json!([]));
 
+    // New credentials: the account stays, healthy; not for another
+    // organisation.
+    let rotated = w.gql(a, ROTATE, json!({"id": id})).await;
+    assert_eq!(
+        ok(&rotated)["rotateChannelCredentials"],
+        json!({"id": id, "health": {"state": "OK"}})
+    );
+    let foreign = w.gql(Some(&stranger), ROTATE, json!({"id": id})).await;
+    assert_eq!(code(&foreign), "NOT_FOUND", "{foreign}");
+
     let unlinked = w
         .gql(
             a,
@@ -215,6 +226,8 @@ async fn an_admin_links_and_unlinks_a_mailbox_and_nobody_else_can() {
         )
         .await;
     assert_eq!(ok(&unlinked)["unlinkChannelAccount"], true);
+    let late = w.gql(a, ROTATE, json!({"id": id})).await;
+    assert_eq!(code(&late), "CONFLICT", "{late}");
     let listed = w.gql(a, "{ channelAccounts { id } }", json!({})).await;
     assert_eq!(ok(&listed)["channelAccounts"], json!([]));
 }
