@@ -799,19 +799,12 @@ async fn measure(
          tenants={TENANTS} tenant_tickets={MINE} seed_s={seeded_in:.0}"
     ))?;
     out(&format!("BENCH {NAME}.p99 {p99:.1} ms baseline={b99:.1}"))?;
-    let verdict = format!(
-        "verdict {NAME}: ratio {ratio:.2} vs target >= {RATIO_TARGET}: {}",
-        if ratio >= RATIO_TARGET {
-            "met".to_owned()
-        } else {
-            format!(
-                "NOT met (short by {:.0}%)",
-                (1.0 - ratio / RATIO_TARGET) * 100.0
-            )
-        }
-    );
-    eprintln!("{verdict}");
-    verdicts.push(verdict);
+    verdicts.push(crate::verdict(
+        NAME,
+        &format!("ratio {ratio:.2}"),
+        ratio,
+        RATIO_TARGET,
+    ));
 
     breakdown(db, &log, tenant, admin, &token, (subject, baseline)).await
 }

@@ -757,6 +757,20 @@ fn env_secs(name: &str, default: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(secs.max(0.1)))
 }
 
+/// The verdict on a figure against its target (`value` ≥ `target`),
+/// printed as it is made: "verdict NAME: SHOWN vs target >= TARGET: met",
+/// or how far short it is.
+pub(crate) fn verdict(name: &str, shown: &str, value: f64, target: f64) -> String {
+    let outcome = if value >= target {
+        "met".to_owned()
+    } else {
+        format!("NOT met (short by {:.0}%)", (1.0 - value / target) * 100.0)
+    };
+    let verdict = format!("verdict {name}: {shown} vs target >= {target}: {outcome}");
+    eprintln!("{verdict}");
+    verdict
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
@@ -815,20 +829,12 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         let ratio = bench_line(&name, s, b, "events/s")?;
         if writers >= 4 {
-            verdicts.push(format!(
-                "verdict {name}: ratio {ratio:.2} vs target >= {APPEND_RATIO_TARGET}: {}",
-                if ratio >= APPEND_RATIO_TARGET {
-                    "met".to_owned()
-                } else {
-                    format!(
-                        "NOT met (short by {:.0}%)",
-                        (1.0 - ratio / APPEND_RATIO_TARGET) * 100.0
-                    )
-                }
+            verdicts.push(verdict(
+                &name,
+                &format!("ratio {ratio:.2}"),
+                ratio,
+                APPEND_RATIO_TARGET,
             ));
-            if let Some(v) = verdicts.last() {
-                eprintln!("{v}");
-            }
         }
         ctx.pool.close().await;
     }
@@ -890,18 +896,11 @@ async fn catchup_figure(
     let b2 = scan(admin).await?;
     bench_line("eventlog.catchup", s, (b1 + b2) / 2.0, "events/s")?;
     catch_up_breakdown(&db.app, admin, &run).await?;
-    let verdict = format!(
-        "verdict eventlog.catchup: {s:.0} events/s vs target >= {CATCHUP_TARGET:.0}: {}",
-        if s >= CATCHUP_TARGET {
-            "met".to_owned()
-        } else {
-            format!(
-                "NOT met (short by {:.0}%)",
-                (1.0 - s / CATCHUP_TARGET) * 100.0
-            )
-        }
-    );
-    eprintln!("{verdict}");
-    verdicts.push(verdict);
+    verdicts.push(verdict(
+        "eventlog.catchup",
+        &format!("{s:.0} events/s"),
+        s,
+        CATCHUP_TARGET,
+    ));
     Ok(())
 }
