@@ -518,6 +518,25 @@ impl Organisation {
             .await
     }
 
+    /// Replaces a department's description; `None` or a blank one clears
+    /// it. Its name stays.
+    pub async fn describe_department(
+        &self,
+        tenant: TenantId,
+        by: StaffId,
+        id: DepartmentId,
+        description: Option<&str>,
+    ) -> Result<(), OrganisationError> {
+        self.authorize(tenant, by).await?;
+        let description = parse_description(description)?;
+        self.change_directory(
+            tenant,
+            by,
+            DirectoryCommand::DescribeDepartment { id, description },
+        )
+        .await
+    }
+
     /// Removes a department; refused (`CONFLICT`) while officials belong to
     /// it. Removing it again is a no-op.
     pub async fn remove_department(
@@ -615,6 +634,25 @@ impl Organisation {
         let name = Name::parse("name", name, directory::TOPIC_NAME_MAX)?;
         self.change_directory(tenant, by, DirectoryCommand::RenameTopic { id, name })
             .await
+    }
+
+    /// Replaces a topic's description (what subscribers will hear about);
+    /// `None` or a blank one clears it. Its name and subscribers stay.
+    pub async fn describe_topic(
+        &self,
+        tenant: TenantId,
+        by: StaffId,
+        id: TopicId,
+        description: Option<&str>,
+    ) -> Result<(), OrganisationError> {
+        self.authorize(tenant, by).await?;
+        let description = parse_description(description)?;
+        self.change_directory(
+            tenant,
+            by,
+            DirectoryCommand::DescribeTopic { id, description },
+        )
+        .await
     }
 
     /// Removes a topic. Removing it again is a no-op.
@@ -1280,6 +1318,14 @@ async fn apply_directory(
         .bind(e.id.0)
         .bind(e.name.as_str())
         .bind(at),
+        DirectoryEvent::DepartmentDescribed(e) => sqlx::query(
+            "UPDATE departments SET description = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND department_id = $2",
+        )
+        .bind(tenant)
+        .bind(e.id.0)
+        .bind(e.description.as_ref().map(Name::as_str))
+        .bind(at),
         DirectoryEvent::DepartmentRemoved(e) => {
             sqlx::query("DELETE FROM departments WHERE tenant_id = $1 AND department_id = $2")
                 .bind(tenant)
@@ -1328,6 +1374,14 @@ async fn apply_directory(
         .bind(tenant)
         .bind(e.id.0)
         .bind(e.name.as_str())
+        .bind(at),
+        DirectoryEvent::TopicDescribed(e) => sqlx::query(
+            "UPDATE topics SET description = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND topic_id = $2",
+        )
+        .bind(tenant)
+        .bind(e.id.0)
+        .bind(e.description.as_ref().map(Name::as_str))
         .bind(at),
         DirectoryEvent::TopicRemoved(e) => {
             sqlx::query("DELETE FROM topics WHERE tenant_id = $1 AND topic_id = $2")

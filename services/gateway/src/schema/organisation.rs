@@ -590,6 +590,35 @@ impl OrganisationMutation {
             .ok_or_else(|| gone("department", id))
     }
 
+    /// Replaces a department's description (its name stays); null or a
+    /// blank one clears it. `NOT_FOUND` when the organisation has no such
+    /// department; `VALIDATION` past 1,000 characters. Admins only.
+    async fn describe_department(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        description: Option<String>,
+    ) -> Result<Department> {
+        let by = access::admin(ctx)?;
+        services(ctx)?
+            .organisation
+            .describe_department(
+                by.tenant,
+                by.staff,
+                DepartmentId(id),
+                description.as_deref(),
+            )
+            .await
+            .map_err(|e| service_error(&e))?;
+        directory(ctx, by.tenant)
+            .await?
+            .departments
+            .into_iter()
+            .find(|d| d.id.0 == id)
+            .map(Into::into)
+            .ok_or_else(|| gone("department", id))
+    }
+
     /// Removes a department; `true` once it is gone (removing it again
     /// changes nothing). `CONFLICT` while officials belong to it; move or
     /// remove them first. `NOT_FOUND` when the organisation never had it.
@@ -656,6 +685,31 @@ impl OrganisationMutation {
         services(ctx)?
             .organisation
             .rename_topic(by.tenant, by.staff, TopicId(id), &name)
+            .await
+            .map_err(|e| service_error(&e))?;
+        directory(ctx, by.tenant)
+            .await?
+            .topics
+            .into_iter()
+            .find(|t| t.id.0 == id)
+            .map(Into::into)
+            .ok_or_else(|| gone("topic", id))
+    }
+
+    /// Replaces a topic's description, what its subscribers will hear about
+    /// (its name and subscribers stay); null or a blank one clears it.
+    /// `NOT_FOUND` when the organisation has no such topic; `VALIDATION`
+    /// past 1,000 characters. Admins only.
+    async fn describe_topic(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        description: Option<String>,
+    ) -> Result<Topic> {
+        let by = access::admin(ctx)?;
+        services(ctx)?
+            .organisation
+            .describe_topic(by.tenant, by.staff, TopicId(id), description.as_deref())
             .await
             .map_err(|e| service_error(&e))?;
         directory(ctx, by.tenant)

@@ -93,6 +93,49 @@ async fn an_admin_renames_and_removes_departments_topics_officials_and_keys() {
         .await;
     assert_eq!(refusal(&blank), ("VALIDATION", &json!("name")), "{blank}");
 
+    // Its description: replaced (the name stays), refused when too long,
+    // cleared with null.
+    let described = w
+        .gql(
+            t,
+            "mutation($id: UUID!) { describeDepartment(id: $id, description: \"Licencias y obras\") { id name description } }",
+            json!({ "id": department }),
+        )
+        .await;
+    assert_eq!(
+        ok(&described)["describeDepartment"],
+        json!({ "id": department, "name": "Urbanismo y Vivienda", "description": "Licencias y obras" })
+    );
+    let long = w
+        .gql(
+            t,
+            "mutation($id: UUID!, $d: String) { describeDepartment(id: $id, description: $d) { id } }",
+            json!({ "id": department, "d": "x".repeat(1001) }),
+        )
+        .await;
+    assert_eq!(
+        refusal(&long),
+        ("VALIDATION", &json!("description")),
+        "{long}"
+    );
+    let read = w.gql(t, "{ departments { description } }", json!({})).await;
+    assert_eq!(
+        ok(&read)["departments"],
+        json!([{ "description": "Licencias y obras" }]),
+        "the refused description changed nothing"
+    );
+    let cleared = w
+        .gql(
+            t,
+            "mutation($id: UUID!) { describeDepartment(id: $id, description: null) { description } }",
+            json!({ "id": department }),
+        )
+        .await;
+    assert_eq!(
+        ok(&cleared)["describeDepartment"],
+        json!({ "description": null })
+    );
+
     // Officials: added to the department, updated, removed.
     let official = w
         .gql(
@@ -235,6 +278,17 @@ async fn an_admin_renames_and_removes_departments_topics_officials_and_keys() {
         )
         .await;
     assert_eq!(code(&taken), "CONFLICT", "{taken}");
+    let described = w
+        .gql(
+            t,
+            "mutation($id: UUID!) { describeTopic(id: $id, description: \"Calles cortadas y desvíos\") { id name description } }",
+            json!({ "id": topic }),
+        )
+        .await;
+    assert_eq!(
+        ok(&described)["describeTopic"],
+        json!({ "id": topic, "name": "Obras en la vía pública", "description": "Calles cortadas y desvíos" })
+    );
     let read = w.gql(t, "{ topics { name } }", json!({})).await;
     assert_eq!(
         ok(&read)["topics"],
@@ -592,7 +646,7 @@ async fn another_organisations_ids_are_not_found_and_nothing_changes() {
     let official = ok(&official)["addOfficial"]["id"].clone();
     let keys = w.gql(Some(&theirs), "{ apiKeys { id } }", json!({})).await;
     let key = ok(&keys)["apiKeys"][0]["id"].clone();
-    let read_theirs = "{ departments { id name } officials { id name role department { id } } topics { id name } apiKeys { id name } businessHours { holidays { date name } } }";
+    let read_theirs = "{ departments { id name description } officials { id name role department { id } } topics { id name description } apiKeys { id name } businessHours { holidays { date name } } }";
     let theirs_before = w.gql(Some(&theirs), read_theirs, json!({})).await;
     ok(&theirs_before);
 
@@ -605,6 +659,8 @@ async fn another_organisations_ids_are_not_found_and_nothing_changes() {
         "mutation($o: UUID!) { updateOfficial(id: $o, input: { name: \"X\", role: \"Y\" }) { id } }",
         "mutation($o: UUID!) { removeOfficial(id: $o) }",
         "mutation($t: UUID!) { renameTopic(id: $t, name: \"Mía\") { id } }",
+        "mutation($d: UUID!) { describeDepartment(id: $d, description: \"Mía\") { id } }",
+        "mutation($t: UUID!) { describeTopic(id: $t, description: \"Mía\") { id } }",
         "mutation($t: UUID!) { removeTopic(id: $t) }",
         "mutation($k: UUID!) { renameApiKey(id: $k, name: \"mía\") { id } }",
         "mutation { removeHoliday(date: \"2027-11-11\") }",
@@ -655,6 +711,10 @@ async fn only_admins_keep_the_organisation() {
             &format!("mutation {{ removeOfficial(id: \"{some}\") }}"),
             &format!("mutation {{ renameTopic(id: \"{some}\", name: \"X\") {{ id }} }}"),
             &format!("mutation {{ removeTopic(id: \"{some}\") }}"),
+            &format!(
+                "mutation {{ describeDepartment(id: \"{some}\", description: \"X\") {{ id }} }}"
+            ),
+            &format!("mutation {{ describeTopic(id: \"{some}\", description: \"X\") {{ id }} }}"),
             "mutation { setBusinessHours(input: { timeZone: \"Europe/Madrid\", week: { monday: [{ start: \"09:00\", end: \"14:00\" }] } }) { timeZone } }",
             "mutation { addHoliday(date: \"2027-01-06\", name: \"Reyes\") { date } }",
             "mutation { removeHoliday(date: \"2027-01-06\") }",

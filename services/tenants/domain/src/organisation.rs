@@ -77,6 +77,14 @@ pub enum DirectoryCommand {
         /// Its new name.
         name: Name,
     },
+    /// Replaces (or, with `None`, clears) a live department's description.
+    /// Sending the description it already has is a no-op.
+    DescribeDepartment {
+        /// The department.
+        id: DepartmentId,
+        /// What it deals with, or `None` for no description.
+        description: Option<Name>,
+    },
     /// Removes a department that no official belongs to. Removing an already
     /// removed department is a no-op (a retried request).
     RemoveDepartment {
@@ -133,6 +141,14 @@ pub enum DirectoryCommand {
         /// Its new name.
         name: Name,
     },
+    /// Replaces (or, with `None`, clears) a live topic's description.
+    /// Sending the description it already has is a no-op.
+    DescribeTopic {
+        /// The topic.
+        id: TopicId,
+        /// What subscribers will hear about, or `None` for no description.
+        description: Option<Name>,
+    },
     /// Removes a topic. Removing an already removed topic is a no-op.
     RemoveTopic {
         /// The topic.
@@ -160,6 +176,15 @@ pub struct DepartmentRenamed {
     pub name: Name,
     /// The name it had before.
     pub previous_name: Name,
+}
+
+/// A department's description was replaced or cleared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepartmentDescribed {
+    /// The department.
+    pub id: DepartmentId,
+    /// Its description now; `None` when it was cleared.
+    pub description: Option<Name>,
 }
 
 /// A department was removed.
@@ -234,6 +259,15 @@ pub struct TopicRenamed {
     pub previous_name: Name,
 }
 
+/// A topic's description was replaced or cleared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicDescribed {
+    /// The topic.
+    pub id: TopicId,
+    /// Its description now; `None` when it was cleared.
+    pub description: Option<Name>,
+}
+
 /// A topic was removed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicRemoved {
@@ -250,6 +284,8 @@ pub enum DirectoryEvent {
     DepartmentAdded(DepartmentAdded),
     /// `directory.department_renamed`
     DepartmentRenamed(DepartmentRenamed),
+    /// `directory.department_described`
+    DepartmentDescribed(DepartmentDescribed),
     /// `directory.department_removed`
     DepartmentRemoved(DepartmentRemoved),
     /// `directory.official_added`
@@ -262,18 +298,22 @@ pub enum DirectoryEvent {
     TopicAdded(TopicAdded),
     /// `directory.topic_renamed`
     TopicRenamed(TopicRenamed),
+    /// `directory.topic_described`
+    TopicDescribed(TopicDescribed),
     /// `directory.topic_removed`
     TopicRemoved(TopicRemoved),
 }
 
 const DEPARTMENT_ADDED: &str = "directory.department_added";
 const DEPARTMENT_RENAMED: &str = "directory.department_renamed";
+const DEPARTMENT_DESCRIBED: &str = "directory.department_described";
 const DEPARTMENT_REMOVED: &str = "directory.department_removed";
 const OFFICIAL_ADDED: &str = "directory.official_added";
 const OFFICIAL_UPDATED: &str = "directory.official_updated";
 const OFFICIAL_REMOVED: &str = "directory.official_removed";
 const TOPIC_ADDED: &str = "directory.topic_added";
 const TOPIC_RENAMED: &str = "directory.topic_renamed";
+const TOPIC_DESCRIBED: &str = "directory.topic_described";
 const TOPIC_REMOVED: &str = "directory.topic_removed";
 
 /// Reads a stored payload of schema version 1.
@@ -290,12 +330,14 @@ impl DomainEvent for DirectoryEvent {
         match self {
             Self::DepartmentAdded(_) => DEPARTMENT_ADDED,
             Self::DepartmentRenamed(_) => DEPARTMENT_RENAMED,
+            Self::DepartmentDescribed(_) => DEPARTMENT_DESCRIBED,
             Self::DepartmentRemoved(_) => DEPARTMENT_REMOVED,
             Self::OfficialAdded(_) => OFFICIAL_ADDED,
             Self::OfficialUpdated(_) => OFFICIAL_UPDATED,
             Self::OfficialRemoved(_) => OFFICIAL_REMOVED,
             Self::TopicAdded(_) => TOPIC_ADDED,
             Self::TopicRenamed(_) => TOPIC_RENAMED,
+            Self::TopicDescribed(_) => TOPIC_DESCRIBED,
             Self::TopicRemoved(_) => TOPIC_REMOVED,
         }
     }
@@ -304,12 +346,14 @@ impl DomainEvent for DirectoryEvent {
         match self {
             Self::DepartmentAdded(p) => serde_json::to_value(p),
             Self::DepartmentRenamed(p) => serde_json::to_value(p),
+            Self::DepartmentDescribed(p) => serde_json::to_value(p),
             Self::DepartmentRemoved(p) => serde_json::to_value(p),
             Self::OfficialAdded(p) => serde_json::to_value(p),
             Self::OfficialUpdated(p) => serde_json::to_value(p),
             Self::OfficialRemoved(p) => serde_json::to_value(p),
             Self::TopicAdded(p) => serde_json::to_value(p),
             Self::TopicRenamed(p) => serde_json::to_value(p),
+            Self::TopicDescribed(p) => serde_json::to_value(p),
             Self::TopicRemoved(p) => serde_json::to_value(p),
         }
         .unwrap_or_default()
@@ -324,12 +368,14 @@ impl DomainEvent for DirectoryEvent {
         match t {
             DEPARTMENT_ADDED => payload(t, v, data).map(Self::DepartmentAdded),
             DEPARTMENT_RENAMED => payload(t, v, data).map(Self::DepartmentRenamed),
+            DEPARTMENT_DESCRIBED => payload(t, v, data).map(Self::DepartmentDescribed),
             DEPARTMENT_REMOVED => payload(t, v, data).map(Self::DepartmentRemoved),
             OFFICIAL_ADDED => payload(t, v, data).map(Self::OfficialAdded),
             OFFICIAL_UPDATED => payload(t, v, data).map(Self::OfficialUpdated),
             OFFICIAL_REMOVED => payload(t, v, data).map(Self::OfficialRemoved),
             TOPIC_ADDED => payload(t, v, data).map(Self::TopicAdded),
             TOPIC_RENAMED => payload(t, v, data).map(Self::TopicRenamed),
+            TOPIC_DESCRIBED => payload(t, v, data).map(Self::TopicDescribed),
             TOPIC_REMOVED => payload(t, v, data).map(Self::TopicRemoved),
             _ => Err(UpcastError {
                 event_type: t.to_owned(),
@@ -629,6 +675,19 @@ impl Decider for Directory {
                     previous_name: department.name.clone(),
                 })])
             }
+            C::DescribeDepartment { id, description } => {
+                check_description(description.as_ref())?;
+                let department = state
+                    .department(*id)
+                    .ok_or(DirectoryError::UnknownDepartment { id: *id })?;
+                if department.description == *description {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::DepartmentDescribed(DepartmentDescribed {
+                    id: *id,
+                    description: description.clone(),
+                })])
+            }
             C::RemoveDepartment { id } => {
                 if state.removed_departments.contains(id) {
                     return Ok(vec![]);
@@ -754,6 +813,19 @@ impl Decider for Directory {
                     previous_name: topic.name.clone(),
                 })])
             }
+            C::DescribeTopic { id, description } => {
+                check_description(description.as_ref())?;
+                let topic = state
+                    .topic(*id)
+                    .ok_or(DirectoryError::UnknownTopic { id: *id })?;
+                if topic.description == *description {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::TopicDescribed(TopicDescribed {
+                    id: *id,
+                    description: description.clone(),
+                })])
+            }
             C::RemoveTopic { id } => {
                 if state.removed_topics.contains(id) {
                     return Ok(vec![]);
@@ -784,6 +856,11 @@ impl Decider for Directory {
             DirectoryEvent::DepartmentRenamed(e) => {
                 if let Some(d) = state.departments.get_mut(&e.id) {
                     d.name = e.name.clone();
+                }
+            }
+            DirectoryEvent::DepartmentDescribed(e) => {
+                if let Some(d) = state.departments.get_mut(&e.id) {
+                    d.description = e.description.clone();
                 }
             }
             DirectoryEvent::DepartmentRemoved(e) => {
@@ -832,6 +909,11 @@ impl Decider for Directory {
             DirectoryEvent::TopicRenamed(e) => {
                 if let Some(t) = state.topics.get_mut(&e.id) {
                     t.name = e.name.clone();
+                }
+            }
+            DirectoryEvent::TopicDescribed(e) => {
+                if let Some(t) = state.topics.get_mut(&e.id) {
+                    t.description = e.description.clone();
                 }
             }
             DirectoryEvent::TopicRemoved(e) => {
@@ -1096,6 +1178,78 @@ mod tests {
                 name: n(&"x".repeat(121)),
             })
             .then_error(too_long("name"));
+    }
+
+    // --- DescribeDepartment
+
+    #[test]
+    fn describes_a_department_and_clears_its_description() {
+        given::<Directory>(vec![dep_added(1, "Urbanismo")])
+            .when(&C::DescribeDepartment {
+                id: dep(1),
+                description: Some(n("Licencias y obras")),
+            })
+            .then(vec![E::DepartmentDescribed(DepartmentDescribed {
+                id: dep(1),
+                description: Some(n("Licencias y obras")),
+            })]);
+        let described = E::DepartmentDescribed(DepartmentDescribed {
+            id: dep(1),
+            description: Some(n("Licencias y obras")),
+        });
+        given::<Directory>(vec![dep_added(1, "Urbanismo"), described.clone()])
+            .when(&C::DescribeDepartment {
+                id: dep(1),
+                description: None,
+            })
+            .then(vec![E::DepartmentDescribed(DepartmentDescribed {
+                id: dep(1),
+                description: None,
+            })]);
+        let state = Directory::fold(&[dep_added(1, "Urbanismo"), described]);
+        assert_eq!(
+            state.department(dep(1)).unwrap().description,
+            Some(n("Licencias y obras"))
+        );
+        assert_eq!(state.department(dep(1)).unwrap().name, n("Urbanismo"));
+    }
+
+    #[test]
+    fn describing_a_department_as_it_already_is_is_a_no_op() {
+        given::<Directory>(vec![dep_added(1, "Urbanismo")])
+            .when(&C::DescribeDepartment {
+                id: dep(1),
+                description: None,
+            })
+            .then(vec![]);
+    }
+
+    #[test]
+    fn refuses_describing_an_unknown_or_removed_department_or_at_too_much_length() {
+        given::<Directory>(vec![])
+            .when(&C::DescribeDepartment {
+                id: dep(1),
+                description: Some(n("Cultura")),
+            })
+            .then_error(|e| *e == DirectoryError::UnknownDepartment { id: dep(1) });
+        given::<Directory>(vec![
+            dep_added(1, "Urbanismo"),
+            E::DepartmentRemoved(DepartmentRemoved {
+                id: dep(1),
+                name: n("Urbanismo"),
+            }),
+        ])
+        .when(&C::DescribeDepartment {
+            id: dep(1),
+            description: None,
+        })
+        .then_error(|e| *e == DirectoryError::UnknownDepartment { id: dep(1) });
+        given::<Directory>(vec![dep_added(1, "Urbanismo")])
+            .when(&C::DescribeDepartment {
+                id: dep(1),
+                description: Some(n(&"x".repeat(DESCRIPTION_MAX + 1))),
+            })
+            .then_error(too_long("description"));
     }
 
     // --- RemoveDepartment
@@ -1453,6 +1607,50 @@ mod tests {
             .then_error(too_long("name"));
     }
 
+    // --- DescribeTopic
+
+    #[test]
+    fn describes_a_topic_and_refuses_an_unknown_one() {
+        given::<Directory>(vec![top_added(1, "Obras")])
+            .when(&C::DescribeTopic {
+                id: top(1),
+                description: Some(n("Calles cortadas")),
+            })
+            .then(vec![E::TopicDescribed(TopicDescribed {
+                id: top(1),
+                description: Some(n("Calles cortadas")),
+            })]);
+        given::<Directory>(vec![top_added(1, "Obras")])
+            .when(&C::DescribeTopic {
+                id: top(1),
+                description: None,
+            })
+            .then(vec![]);
+        given::<Directory>(vec![])
+            .when(&C::DescribeTopic {
+                id: top(1),
+                description: None,
+            })
+            .then_error(|e| *e == DirectoryError::UnknownTopic { id: top(1) });
+        given::<Directory>(vec![top_added(1, "Obras")])
+            .when(&C::DescribeTopic {
+                id: top(1),
+                description: Some(n(&"x".repeat(DESCRIPTION_MAX + 1))),
+            })
+            .then_error(too_long("description"));
+        let state = Directory::fold(&[
+            top_added(1, "Obras"),
+            E::TopicDescribed(TopicDescribed {
+                id: top(1),
+                description: Some(n("Calles cortadas")),
+            }),
+        ]);
+        assert_eq!(
+            state.topic(top(1)).unwrap().description,
+            Some(n("Calles cortadas"))
+        );
+    }
+
     // --- RemoveTopic
 
     #[test]
@@ -1556,6 +1754,10 @@ mod tests {
                 name: n("Vivienda"),
                 previous_name: n("Urbanismo"),
             }),
+            E::DepartmentDescribed(DepartmentDescribed {
+                id: dep(1),
+                description: None,
+            }),
             E::DepartmentRemoved(DepartmentRemoved {
                 id: dep(1),
                 name: n("Vivienda"),
@@ -1583,6 +1785,10 @@ mod tests {
                 name: n("Cortes"),
                 previous_name: n("Obras"),
             }),
+            E::TopicDescribed(TopicDescribed {
+                id: top(1),
+                description: Some(n("Calles cortadas por obras")),
+            }),
             E::TopicRemoved(TopicRemoved {
                 id: top(1),
                 name: n("Cortes"),
@@ -1597,7 +1803,7 @@ mod tests {
                 DirectoryEvent::from_stored(t, event.schema_version(), &event.to_data()).unwrap();
             assert_eq!(back, event);
         }
-        assert_eq!(types.len(), 9, "every variant has its own type name");
+        assert_eq!(types.len(), 11, "every variant has its own type name");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use ventanilla_tenants::organisation::{
     OrganisationProjection, PortalInput, ScheduleView,
 };
 use ventanilla_tenants::secrets;
-use ventanilla_tenants_domain::organisation::DepartmentId;
+use ventanilla_tenants_domain::organisation::{DepartmentId, TopicId};
 use ventanilla_tenants_domain::staff::{
     self, PasswordHash, Role, StaffCommand, StaffId, StaffMember,
 };
@@ -362,6 +362,18 @@ async fn the_directory_reads_back_what_the_admin_wrote() {
         .await
         .unwrap();
     w.org.rename_topic(t, by, agenda, "Agenda").await.unwrap();
+    w.org
+        .describe_topic(t, by, agenda, Some("Conciertos y exposiciones"))
+        .await
+        .unwrap();
+    w.org
+        .describe_department(t, by, cultura, Some("Bibliotecas y fiestas"))
+        .await
+        .unwrap();
+    w.org
+        .describe_department(t, by, cultura, Some("  "))
+        .await
+        .unwrap();
     w.org.remove_official(t, by, concejal).await.unwrap();
     w.org.remove_official(t, by, concejal).await.unwrap();
     w.org.remove_topic(t, by, obras).await.unwrap();
@@ -391,8 +403,15 @@ async fn the_directory_reads_back_what_the_admin_wrote() {
         ]
     );
     assert_eq!(
-        d.topics.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
-        vec!["Agenda"]
+        d.topics
+            .iter()
+            .map(|x| (x.name.as_str(), x.description.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![("Agenda", Some("Conciertos y exposiciones"))]
+    );
+    assert_eq!(
+        d.departments[0].description, None,
+        "a blank description clears the one set before"
     );
     assert!(w.org.official(t, concejal).await.unwrap().is_none());
 }
@@ -465,6 +484,18 @@ async fn directory_refusals_write_nothing() {
             .rename_department(t, by, DepartmentId(Uuid::new_v4()), "Otro")
             .await,
         "NOT_FOUND",
+    );
+    assert_refused(
+        w.org
+            .describe_topic(t, by, TopicId(Uuid::new_v4()), Some("Otro"))
+            .await,
+        "NOT_FOUND",
+    );
+    assert_invalid(
+        w.org
+            .describe_department(t, by, urbanismo, Some(&"x".repeat(1001)))
+            .await,
+        "description",
     );
     assert_invalid(w.org.add_department(t, by, "   ", None).await, "name");
     assert_invalid(
