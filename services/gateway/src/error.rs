@@ -82,6 +82,25 @@ pub fn service_error(e: &impl ServiceError) -> Error {
     }
 }
 
+/// [`service_error`] for an operation whose input names some fields
+/// otherwise than the service: each `(service's name, input's name)` pair
+/// renames the field of a `VALIDATION` refusal, in `extensions.field` and
+/// at the start of the message (`contact.email: …` → `email: …`).
+pub fn service_error_named(e: &impl ServiceError, names: &[(&str, &str)]) -> Error {
+    let renamed = e
+        .field()
+        .filter(|_| e.code() == code::VALIDATION)
+        .and_then(|field| names.iter().find(|(from, _)| *from == field));
+    let Some((from, to)) = renamed else {
+        return service_error(e);
+    };
+    let message = e.to_string();
+    let message = message
+        .strip_prefix(from)
+        .map_or_else(|| message.clone(), |rest| format!("{to}{rest}"));
+    invalid(to, message)
+}
+
 /// `wait_for_citizen` → `waitForCitizen`, `contact.email` unchanged: the
 /// services name fields in snake_case, the API in camelCase.
 pub fn camel_case(field: &str) -> String {

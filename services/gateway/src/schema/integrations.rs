@@ -13,7 +13,19 @@ use ventanilla_tickets::service::{OpenRequest, Origin};
 use super::access::{self, services};
 use super::ids;
 use super::tickets::TicketKind;
-use crate::error::{INTERNAL_MESSAGE, code, coded, invalid, service_error};
+use crate::error::{INTERNAL_MESSAGE, code, coded, invalid, service_error_named};
+
+/// The tickets service's names of the citizen's details, and this API's.
+const CONTACT_FIELDS: &[(&str, &str)] = &[
+    ("contact.name", "name"),
+    ("contact.email", "email"),
+    ("contact.phone", "phone"),
+    ("contact.handle", "handle"),
+];
+
+/// The notifications service's names of a subscription's fields, and this
+/// API's.
+const SUBSCRIBE_FIELDS: &[(&str, &str)] = &[("contact.email", "email"), ("url", "webhookUrl")];
 
 /// A citizen's request, sent by an integrator.
 #[derive(InputObject, Debug)]
@@ -63,7 +75,8 @@ pub struct SubscribeToTopicInput {
     pub topic_id: Uuid,
     /// Tell the citizen at this address (they confirm it first).
     pub email: Option<String>,
-    /// Tell this `https` URL, with signed deliveries.
+    /// Tell this `http(s)` URL (https strongly advised), with signed
+    /// deliveries; private and loopback addresses are refused in production.
     pub webhook_url: Option<String>,
     /// The language of the notifications (the organisation's by default).
     pub language: Option<String>,
@@ -89,8 +102,9 @@ pub struct TopicSubscription {
     pub id: Uuid,
     /// Whether it is in force yet.
     pub status: SubscriptionStatus,
-    /// For a webhook: the secret its deliveries are signed with; shown
-    /// only when it is created.
+    /// For a webhook: the secret its deliveries are signed with (`whsec_…`).
+    /// The same request again gives the same secret, so a retry after a
+    /// lost answer loses nothing; keep it as secret as the API key.
     pub webhook_secret: Option<String>,
     /// Whether the same subscription existed already (nothing new).
     pub existing: bool,
@@ -123,7 +137,7 @@ impl IntegrationsMutation {
             .tickets
             .open(key.tenant, Origin::Api { key: key.key_id.0 }, &request)
             .await
-            .map_err(|e| service_error(&e))?;
+            .map_err(|e| service_error_named(&e, CONTACT_FIELDS))?;
         Ok(OpenedTicket {
             id: ids::encode(ids::TICKET, opened.id.0),
             reference: opened.reference,
@@ -159,7 +173,7 @@ impl IntegrationsMutation {
             .notifications
             .subscribe(key.tenant, &Origin::Api { key: key.key_id.0 }, &request)
             .await
-            .map_err(|e| service_error(&e))?;
+            .map_err(|e| service_error_named(&e, SUBSCRIBE_FIELDS))?;
         let status = match done.status.as_str() {
             "pending" => SubscriptionStatus::Pending,
             "active" => SubscriptionStatus::Active,

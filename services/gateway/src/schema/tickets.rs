@@ -637,12 +637,67 @@ pub async fn load(ctx: &Context<'_>, by: StaffPrincipal, id: TicketId) -> Result
 /// The inbox page: Relay's connection of tickets.
 pub type InboxConnection = Connection<String, Ticket>;
 
+/// How many of the organisation's tickets are in each status now: the
+/// figures beside the inbox's tabs. Read from counters the tickets service
+/// keeps as it records changes, so asking costs one small query.
+#[derive(SimpleObject, Debug, Default, PartialEq, Eq)]
+pub struct TicketCounts {
+    /// Just opened; nobody has answered yet.
+    pub new: i64,
+    /// Being worked on.
+    pub open: i64,
+    /// Waiting for the citizen's answer.
+    pub waiting_on_citizen: i64,
+    /// Answered.
+    pub resolved: i64,
+    /// Written to again after they were resolved.
+    pub reopened: i64,
+    /// Finished for good (merged ones too).
+    pub closed: i64,
+    /// All of them.
+    pub total: i64,
+}
+
+impl TicketCounts {
+    fn from_stored(counts: &[(String, i64)]) -> Self {
+        let mut out = Self::default();
+        for (status, n) in counts {
+            out.total += n;
+            let Some(known) = TicketStatus::from_stored(status) else {
+                tracing::warn!(status, "a ticket status the schema does not know");
+                continue;
+            };
+            *match known {
+                TicketStatus::New => &mut out.new,
+                TicketStatus::Open => &mut out.open,
+                TicketStatus::WaitingOnCitizen => &mut out.waiting_on_citizen,
+                TicketStatus::Resolved => &mut out.resolved,
+                TicketStatus::Reopened => &mut out.reopened,
+                TicketStatus::Closed => &mut out.closed,
+            } += n;
+        }
+        out
+    }
+}
+
 /// Reading tickets.
 #[derive(Default)]
 pub struct TicketsQuery;
 
 #[Object]
 impl TicketsQuery {
+    /// How many of the organisation's tickets are in each status now.
+    /// Staff only.
+    async fn ticket_counts(&self, ctx: &Context<'_>) -> Result<TicketCounts> {
+        let by = access::staff_reader(ctx)?;
+        let counts = services(ctx)?
+            .tickets
+            .status_counts(by.tenant, by.staff)
+            .await
+            .map_err(|e| service_error(&e))?;
+        Ok(TicketCounts::from_stored(&counts))
+    }
+
     /// The organisation's inbox, a page at a time: `first` tickets (at most
     /// the server's page size, 100 by default) after the cursor `after`
     /// (the `endCursor` of the previous page). Staff only.

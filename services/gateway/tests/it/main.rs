@@ -9,6 +9,7 @@ mod admin;
 mod agents;
 mod announcements;
 mod inbox;
+mod integrations;
 mod limits;
 mod live;
 mod memo;
