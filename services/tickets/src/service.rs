@@ -264,6 +264,17 @@ impl Tickets {
         self.settle(Some(position)).await;
     }
 
+    /// The tenant's service levels, as its staff member `by` may read them
+    /// (`FORBIDDEN` for anyone else).
+    pub async fn service_levels_for(
+        &self,
+        tenant: TenantId,
+        by: StaffId,
+    ) -> Result<ServiceLevelsState, TicketsError> {
+        self.authorize(tenant, by, false).await?;
+        self.service_levels(tenant).await
+    }
+
     /// The tenant's service levels (the defaults until an admin sets them).
     pub async fn service_levels(
         &self,

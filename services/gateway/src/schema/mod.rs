@@ -14,6 +14,8 @@
 //!   topics, officials), business hours and holidays, the portal's settings
 //!   (admins);
 //! - [`staff`]: the staff members, invitations and their acceptance;
+//! - [`settings`]: service levels (staff read, admins set) and the
+//!   notifications' sender (admins);
 //! - [`health`]: presence figures per day (staff);
 //! - [`announcements`]: publishing announcements and their progress
 //!   (staff);
@@ -48,6 +50,7 @@ mod node;
 pub mod operator;
 pub mod organisation;
 pub mod session;
+pub mod settings;
 pub mod staff;
 pub mod tickets;
 pub mod viewer;
@@ -64,6 +67,7 @@ pub struct Query(
     health::HealthQuery,
     announcements::AnnouncementsQuery,
     staff::StaffQuery,
+    settings::SettingsQuery,
 );
 
 /// Every mutation.
@@ -77,6 +81,7 @@ pub struct Mutation(
     organisation::OrganisationMutation,
     announcements::AnnouncementsMutation,
     staff::StaffMutation,
+    settings::SettingsMutation,
 );
 
 /// The schema the gateway serves.

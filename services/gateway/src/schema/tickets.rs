@@ -760,6 +760,20 @@ impl TicketsQuery {
         let id = ids::ticket("id", &id)?;
         load(ctx, by, id).await
     }
+
+    /// The organisation's ticket with this reference (`AYTO-2026-000042`:
+    /// what a citizen quotes on the phone or in a mail), with its thread.
+    /// Staff only; `NOT_FOUND` when the organisation has none, `VALIDATION`
+    /// when it is not shaped like a reference.
+    async fn ticket_by_reference(&self, ctx: &Context<'_>, reference: String) -> Result<Ticket> {
+        let by = access::staff_reader(ctx)?;
+        let id = services(ctx)?
+            .tickets
+            .by_reference(by.tenant, by.staff, reference.trim())
+            .await
+            .map_err(|e| service_error(&e))?;
+        load(ctx, by, id).await
+    }
 }
 
 /// What agents do to tickets. Each answers with the ticket after the

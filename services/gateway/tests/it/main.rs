@@ -19,5 +19,6 @@ mod plans;
 mod presence;
 mod rate_limit;
 mod schema_file;
+mod settings;
 mod staff;
 mod support;
