@@ -1,6 +1,6 @@
 //! What integrators do with an API key of scope `read_write`: open a ticket
-//! on the `api` channel, and subscribe a citizen to a topic (by e-mail,
-//! which the citizen confirms, or at a signed webhook).
+//! on the `api` channel, and subscribe a citizen to a topic or to a case
+//! (by e-mail, which the citizen confirms, or at a signed webhook).
 //!
 //! What this module must not do: decide anything (the tickets and
 //! notifications services do).
@@ -14,6 +14,7 @@ use super::access::{self, services};
 use super::ids;
 use super::tickets::TicketKind;
 use crate::error::{INTERNAL_MESSAGE, code, coded, invalid, service_error_named};
+use ventanilla_tenants::api_keys::KeyPrincipal;
 
 /// The tickets service's names of the citizen's details, and this API's.
 const CONTACT_FIELDS: &[(&str, &str)] = &[
@@ -85,6 +86,25 @@ pub struct SubscribeToTopicInput {
     pub daily_digest: bool,
 }
 
+/// A subscription to a case, "tell me when my ticket moves": exactly one
+/// of `email` and `webhookUrl`.
+#[derive(InputObject, Debug)]
+pub struct SubscribeToCaseInput {
+    /// The ticket's reference (`AYTO-2026-000042`).
+    pub reference: String,
+    /// The tracking token the citizen got when the ticket opened. May be
+    /// left out: the key acts for the organisation, and a ticket that came
+    /// from a social network has no token its citizen knows.
+    pub tracking_token: Option<String>,
+    /// Tell the citizen at this address (they confirm it first).
+    pub email: Option<String>,
+    /// Tell this `http(s)` URL (https strongly advised), with signed
+    /// deliveries; private and loopback addresses are refused in production.
+    pub webhook_url: Option<String>,
+    /// The language of the notifications (the organisation's by default).
+    pub language: Option<String>,
+}
+
 /// Whether a subscription is in force.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscriptionStatus {
@@ -94,10 +114,10 @@ pub enum SubscriptionStatus {
     Active,
 }
 
-/// A subscription just requested (or found, when the same was asked
-/// before).
+/// A citizen's subscription just requested (or found, when the same was
+/// asked before).
 #[derive(SimpleObject)]
-pub struct TopicSubscription {
+pub struct CitizenSubscription {
     /// Its id.
     pub id: Uuid,
     /// Whether it is in force yet.
@@ -151,45 +171,79 @@ impl IntegrationsMutation {
         &self,
         ctx: &Context<'_>,
         input: SubscribeToTopicInput,
-    ) -> Result<TopicSubscription> {
+    ) -> Result<CitizenSubscription> {
         let key = access::integrator_writer(ctx)?;
-        let via = match (input.email, input.webhook_url) {
-            (Some(email), None) => ViaRequest::Email(email),
-            (None, Some(url)) => ViaRequest::Webhook(url),
-            _ => {
-                return Err(invalid(
-                    "input",
-                    "input: give exactly one of email and webhookUrl",
-                ));
-            }
-        };
         let request = SubscribeRequest {
             target: TargetRequest::Topic(input.topic_id),
-            via,
+            via: via(input.email, input.webhook_url)?,
             language: input.language,
             daily_digest: input.daily_digest,
         };
-        let done = services(ctx)?
-            .notifications
-            .subscribe(key.tenant, &Origin::Api { key: key.key_id.0 }, &request)
-            .await
-            .map_err(|e| service_error_named(&e, SUBSCRIBE_FIELDS))?;
-        let status = match done.status.as_str() {
-            "pending" => SubscriptionStatus::Pending,
-            "active" => SubscriptionStatus::Active,
-            other => {
-                tracing::error!(
-                    status = other,
-                    "a new subscription in a status the schema does not know"
-                );
-                return Err(coded(code::INTERNAL, INTERNAL_MESSAGE));
-            }
-        };
-        Ok(TopicSubscription {
-            id: done.id,
-            status,
-            webhook_secret: done.webhook_secret,
-            existing: done.existing,
-        })
+        subscribe(ctx, key, &request).await
     }
+
+    /// Subscribes a citizen to a case: they are told when staff answer the
+    /// ticket and when it is resolved, closed or reopened. By e-mail (after
+    /// they confirm) or at a webhook. `NOT_FOUND` when the organisation has
+    /// no ticket with this reference (or the token given is not its). API
+    /// keys of scope `read_write` only.
+    async fn subscribe_to_case(
+        &self,
+        ctx: &Context<'_>,
+        input: SubscribeToCaseInput,
+    ) -> Result<CitizenSubscription> {
+        let key = access::integrator_writer(ctx)?;
+        let request = SubscribeRequest {
+            target: TargetRequest::Case {
+                reference: input.reference.trim().to_owned(),
+                tracking_token: input.tracking_token,
+            },
+            via: via(input.email, input.webhook_url)?,
+            language: input.language,
+            daily_digest: false,
+        };
+        subscribe(ctx, key, &request).await
+    }
+}
+
+/// How the citizen is told: exactly one of the two.
+fn via(email: Option<String>, webhook_url: Option<String>) -> Result<ViaRequest> {
+    match (email, webhook_url) {
+        (Some(email), None) => Ok(ViaRequest::Email(email)),
+        (None, Some(url)) => Ok(ViaRequest::Webhook(url)),
+        _ => Err(invalid(
+            "input",
+            "input: give exactly one of email and webhookUrl",
+        )),
+    }
+}
+
+/// Asks the notifications service for the subscription, as the key.
+async fn subscribe(
+    ctx: &Context<'_>,
+    key: KeyPrincipal,
+    request: &SubscribeRequest,
+) -> Result<CitizenSubscription> {
+    let done = services(ctx)?
+        .notifications
+        .subscribe(key.tenant, &Origin::Api { key: key.key_id.0 }, request)
+        .await
+        .map_err(|e| service_error_named(&e, SUBSCRIBE_FIELDS))?;
+    let status = match done.status.as_str() {
+        "pending" => SubscriptionStatus::Pending,
+        "active" => SubscriptionStatus::Active,
+        other => {
+            tracing::error!(
+                status = other,
+                "a new subscription in a status the schema does not know"
+            );
+            return Err(coded(code::INTERNAL, INTERNAL_MESSAGE));
+        }
+    };
+    Ok(CitizenSubscription {
+        id: done.id,
+        status,
+        webhook_secret: done.webhook_secret,
+        existing: done.existing,
+    })
 }

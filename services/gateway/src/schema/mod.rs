@@ -5,7 +5,8 @@
 //! - [`viewer`]: who is calling;
 //! - [`session`]: `login` / `logout`;
 //! - [`tickets`]: the inbox, a ticket and its thread, agents' mutations;
-//! - [`integrations`]: `openTicket`, `subscribeToTopic` (API keys);
+//! - [`integrations`]: `openTicket`, `subscribeToTopic`, `subscribeToCase` (API
+//!   keys);
 //! - [`operator`]: the organisations' list and lifecycle, and the plan
 //!   catalogue (the operator);
 //! - [`admin`]: adding departments and topics, API keys, channel accounts

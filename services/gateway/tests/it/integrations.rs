@@ -287,3 +287,86 @@ async fn an_integrator_subscribes_a_citizen_by_email_or_at_a_webhook() {
     }
     assert_eq!(w.event_count().await, before, "nothing was written");
 }
+
+#[tokio::test]
+async fn an_integrator_subscribes_a_citizen_to_their_case() {
+    let w = World::with(&[(
+        "VENTANILLA__NOTIFY__KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    )])
+    .await;
+    let c = w.council("betanzos").await;
+    let other = w.council("sada").await;
+    let opened = w
+        .gql(
+            Some(&c.write_key),
+            OPEN,
+            json!({ "i": {
+                "kind": "QUESTION",
+                "email": "vecina@correo.gal",
+                "subject": "Licencia de obra menor",
+                "body": "¿Cuánto tarda la licencia para cambiar las ventanas?",
+            }}),
+        )
+        .await;
+    let opened = ok(&opened)["openTicket"].clone();
+    let reference = opened["reference"].as_str().unwrap();
+    let token = opened["trackingToken"].as_str().unwrap();
+    let case =
+        "mutation($i: SubscribeToCaseInput!) { subscribeToCase(input: $i) { id status existing } }";
+
+    // With the citizen's tracking token, and again without it (the key acts
+    // for the organisation): the same subscription.
+    let first = w
+        .gql(
+            Some(&c.write_key),
+            case,
+            json!({ "i": { "reference": reference, "trackingToken": token, "email": "vecina@correo.gal" } }),
+        )
+        .await;
+    let subscribed = ok(&first)["subscribeToCase"].clone();
+    assert_eq!(subscribed["status"], "PENDING");
+    assert_eq!(subscribed["existing"], false);
+    let again = w
+        .gql(
+            Some(&c.write_key),
+            case,
+            json!({ "i": { "reference": reference, "email": "vecina@correo.gal" } }),
+        )
+        .await;
+    assert_eq!(ok(&again)["subscribeToCase"]["id"], subscribed["id"]);
+    assert_eq!(ok(&again)["subscribeToCase"]["existing"], true);
+
+    let before = w.event_count().await;
+    for (key, variables, expected) in [
+        (
+            &c.write_key,
+            json!({ "i": { "reference": reference, "trackingToken": "f".repeat(43), "email": "otra@correo.gal" } }),
+            "NOT_FOUND",
+        ),
+        (
+            &other.write_key,
+            json!({ "i": { "reference": reference, "email": "otra@correo.gal" } }),
+            "NOT_FOUND",
+        ),
+        (
+            &c.write_key,
+            json!({ "i": { "reference": "licencia", "email": "otra@correo.gal" } }),
+            "VALIDATION",
+        ),
+        (
+            &c.write_key,
+            json!({ "i": { "reference": reference } }),
+            "VALIDATION",
+        ),
+        (
+            &c.read_key,
+            json!({ "i": { "reference": reference, "email": "otra@correo.gal" } }),
+            "FORBIDDEN",
+        ),
+    ] {
+        let answer = w.gql(Some(key), case, variables.clone()).await;
+        assert_eq!(code(&answer), expected, "{variables}: {answer}");
+    }
+    assert_eq!(w.event_count().await, before, "nothing was written");
+}
