@@ -506,6 +506,28 @@ fn official_in(directory: &DirectoryView, id: Uuid) -> Option<Official> {
     Some(Official::from_view(view, directory))
 }
 
+/// Department `id` as the read model now has it (after a change to it).
+async fn department_now(ctx: &Context<'_>, tenant: TenantId, id: Uuid) -> Result<Department> {
+    directory(ctx, tenant)
+        .await?
+        .departments
+        .into_iter()
+        .find(|d| d.id.0 == id)
+        .map(Into::into)
+        .ok_or_else(|| gone("department", id))
+}
+
+/// Topic `id` as the read model now has it (after a change to it).
+async fn topic_now(ctx: &Context<'_>, tenant: TenantId, id: Uuid) -> Result<Topic> {
+    directory(ctx, tenant)
+        .await?
+        .topics
+        .into_iter()
+        .find(|t| t.id.0 == id)
+        .map(Into::into)
+        .ok_or_else(|| gone("topic", id))
+}
+
 /// Something changed a moment ago is not in the read model any more:
 /// someone removed it meanwhile.
 fn gone(what: &str, id: impl std::fmt::Display) -> async_graphql::Error {
@@ -581,13 +603,7 @@ impl OrganisationMutation {
             .rename_department(by.tenant, by.staff, DepartmentId(id), &name)
             .await
             .map_err(|e| service_error(&e))?;
-        directory(ctx, by.tenant)
-            .await?
-            .departments
-            .into_iter()
-            .find(|d| d.id.0 == id)
-            .map(Into::into)
-            .ok_or_else(|| gone("department", id))
+        department_now(ctx, by.tenant, id).await
     }
 
     /// Replaces a department's description (its name stays); null or a
@@ -610,13 +626,7 @@ impl OrganisationMutation {
             )
             .await
             .map_err(|e| service_error(&e))?;
-        directory(ctx, by.tenant)
-            .await?
-            .departments
-            .into_iter()
-            .find(|d| d.id.0 == id)
-            .map(Into::into)
-            .ok_or_else(|| gone("department", id))
+        department_now(ctx, by.tenant, id).await
     }
 
     /// Removes a department; `true` once it is gone (removing it again
@@ -687,13 +697,7 @@ impl OrganisationMutation {
             .rename_topic(by.tenant, by.staff, TopicId(id), &name)
             .await
             .map_err(|e| service_error(&e))?;
-        directory(ctx, by.tenant)
-            .await?
-            .topics
-            .into_iter()
-            .find(|t| t.id.0 == id)
-            .map(Into::into)
-            .ok_or_else(|| gone("topic", id))
+        topic_now(ctx, by.tenant, id).await
     }
 
     /// Replaces a topic's description, what its subscribers will hear about
@@ -712,13 +716,7 @@ impl OrganisationMutation {
             .describe_topic(by.tenant, by.staff, TopicId(id), description.as_deref())
             .await
             .map_err(|e| service_error(&e))?;
-        directory(ctx, by.tenant)
-            .await?
-            .topics
-            .into_iter()
-            .find(|t| t.id.0 == id)
-            .map(Into::into)
-            .ok_or_else(|| gone("topic", id))
+        topic_now(ctx, by.tenant, id).await
     }
 
     /// Removes a topic; `true` once it is gone (removing it again changes
