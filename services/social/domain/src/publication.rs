@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 use ventanilla_eventlog::{Decider, DomainEvent, UpcastError};
+use ventanilla_kernel::web::{Schemes, web_url};
 use ventanilla_kernel::{StreamId, StreamIdError};
 
 use crate::account::AccountId;
@@ -243,14 +244,16 @@ impl Decider for Publication {
                         problem: format!("must be 1 to {TEXT_MAX} characters, got {chars}"),
                     });
                 }
-                if let Some(l) = link
-                    && !(l.starts_with("https://") || l.starts_with("http://"))
-                {
-                    return Err(PublicationError::Invalid {
+                // The rule every service shares, so an announcement the
+                // tickets service accepted is never refused here.
+                let link = link
+                    .as_deref()
+                    .map(|l| web_url(l, Schemes::Web))
+                    .transpose()
+                    .map_err(|e| PublicationError::Invalid {
                         field: "link",
-                        problem: "must be an http(s) URL".into(),
-                    });
-                }
+                        problem: e.to_string(),
+                    })?;
                 if accounts.is_empty() && unavailable.is_empty() {
                     return Err(PublicationError::Invalid {
                         field: "accounts",
@@ -263,7 +266,7 @@ impl Decider for Publication {
                 unique.dedup();
                 let mut events = vec![PublicationEvent::Requested {
                     text: text.clone(),
-                    link: link.clone(),
+                    link,
                     accounts: unique,
                     at: now,
                 }];
@@ -471,6 +474,19 @@ mod tests {
                     at: now(),
                 },
             ]);
+    }
+
+    #[test]
+    fn a_link_any_service_accepts_is_accepted_and_recorded_in_lower_case() {
+        given::<Publication>(vec![])
+            .at(now())
+            .when(&PublicationCommand::Request {
+                text: "Abre la inscripción de los campamentos".into(),
+                link: Some(" HTTPS://villademo.es/campamentos".into()),
+                accounts: vec![a(1), a(2)],
+                unavailable: vec![],
+            })
+            .then(vec![requested()]);
     }
 
     #[test]

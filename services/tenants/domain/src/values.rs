@@ -231,24 +231,12 @@ string_value!(
 );
 
 impl WebUrl {
-    /// Parses a URL for `field`.
+    /// Parses a URL for `field`, by the rule every service shares
+    /// ([`ventanilla_kernel::web`]).
     pub fn parse(field: &'static str, value: &str) -> Result<Self, InvalidValue> {
-        let v = value.trim();
-        let rest = v
-            .strip_prefix("https://")
-            .or_else(|| v.strip_prefix("http://"))
-            .ok_or_else(|| InvalidValue::new(field, "must start with https://"))?;
-        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        if host.is_empty()
-            || v.len() > 2000
-            || v.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(InvalidValue::new(
-                field,
-                format!("{v:?} is not a web address"),
-            ));
-        }
-        Ok(Self(v.to_owned()))
+        ventanilla_kernel::web::web_url(value, ventanilla_kernel::web::Schemes::Web)
+            .map(Self)
+            .map_err(|e| InvalidValue::new(field, e.to_string()))
     }
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 use ventanilla_eventlog::{Decider, DomainEvent, UpcastError};
+use ventanilla_kernel::web::{Schemes, web_url};
 use ventanilla_kernel::{StreamId, StreamIdError, uuid_newtype};
 
 use crate::subscription::TopicId;
@@ -59,17 +60,24 @@ pub struct Publish {
     pub all_known: bool,
 }
 
-fn url_ok(field: &'static str, url: Option<&String>, https_only: bool) -> Result<(), InvalidValue> {
+/// The link or image as checked by the one rule every service shares
+/// ([`ventanilla_kernel::web`]): trimmed, its scheme in lower case.
+fn url_ok(
+    field: &'static str,
+    url: Option<&String>,
+    https_only: bool,
+) -> Result<Option<String>, InvalidValue> {
     let Some(url) = url else {
-        return Ok(());
+        return Ok(None);
     };
-    let lower = url.to_ascii_lowercase();
-    let scheme = lower.starts_with("https://") || (!https_only && lower.starts_with("http://"));
-    if !scheme || url.chars().count() > 2000 || url.chars().any(char::is_whitespace) {
-        let wanted = if https_only { "an https" } else { "an http(s)" };
-        return Err(InvalidValue::new(field, format!("must be {wanted} URL")));
-    }
-    Ok(())
+    let schemes = if https_only {
+        Schemes::HttpsOnly
+    } else {
+        Schemes::Web
+    };
+    web_url(url, schemes)
+        .map(Some)
+        .map_err(|e| InvalidValue::new(field, e.to_string()))
 }
 
 fn text_ok(field: &'static str, text: &str, max: usize) -> Result<(), InvalidValue> {
@@ -225,8 +233,8 @@ impl Decider for Announcement {
         Ok(vec![AnnouncementEvent::Published(Published {
             title: p.title.trim().to_owned(),
             body: p.body.clone(),
-            link: p.link.clone(),
-            image_url: p.image_url.clone(),
+            link: url_ok("link", p.link.as_ref(), false)?,
+            image_url: url_ok("image_url", p.image_url.as_ref(), true)?,
             topics: unique(&p.topics),
             language: p.language.trim().to_ascii_lowercase(),
             accounts: unique(&p.accounts),
@@ -291,6 +299,24 @@ mod tests {
         assert_eq!(
             AnnouncementEvent::from_stored(e.event_type(), 1, &e.to_data()).unwrap(),
             *e
+        );
+    }
+
+    #[test]
+    fn links_are_recorded_as_every_service_reads_them() {
+        let mut shouted = camps();
+        shouted.link = Some(" HTTPS://Villademo.es/Campamentos ".into());
+        shouted.image_url = Some("Https://villademo.es/cartel.png".into());
+        let events = given::<Announcement>(vec![])
+            .at(now())
+            .when(&shouted)
+            .into_result()
+            .unwrap();
+        let AnnouncementEvent::Published(p) = &events[0];
+        assert_eq!(p.link.as_deref(), Some("https://Villademo.es/Campamentos"));
+        assert_eq!(
+            p.image_url.as_deref(),
+            Some("https://villademo.es/cartel.png")
         );
     }
 
