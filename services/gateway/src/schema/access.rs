@@ -7,8 +7,13 @@
 //! - staff: the inbox, tickets, their mutations, presence figures,
 //!   announcements (the services check again that the member is active,
 //!   and the role each action needs);
-//! - API keys: `openTicket` and `subscribeToTopic`, with scope `read_write`
-//!   only; a `read` key is refused every mutation;
+//! - API keys: `openTicket`, `subscribeToTopic` and `subscribeToCase`, with
+//!   scope `read_write` only; a `read` key is refused every mutation;
+//! - staff and API keys alike: the directory (departments, officials,
+//!   topics: what a question is addressed to and a citizen subscribes to)
+//!   and the presence figures ([`member`]);
+//! - staff: also the linked channel accounts (announcements go out on
+//!   them) and the staff list (tickets are assigned to colleagues);
 //! - the operator: the tenants' list and lifecycle, the plan catalogue
 //!   ([`operator`]);
 //! - admins: their organisation's configuration ([`admin`];
@@ -21,6 +26,7 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Result};
+use ventanilla_kernel::TenantId;
 use ventanilla_tenants::api_keys::KeyPrincipal;
 use ventanilla_tenants_domain::staff::Role;
 
@@ -87,6 +93,19 @@ pub fn staff_writer(ctx: &Context<'_>) -> Result<StaffPrincipal> {
             "working tickets needs a staff login; an API key can open tickets and subscribe citizens",
         )),
         _ => staff_reader(ctx),
+    }
+}
+
+/// Anyone of an organisation — a staff member or an API key of either
+/// scope — for what the organisation shows anyway: its directory
+/// (departments, officials, topics), which integrators need to address a
+/// question or subscribe a citizen. The organisation's id.
+pub fn member(ctx: &Context<'_>) -> Result<TenantId> {
+    match principal(ctx) {
+        Principal::Staff(s) => Ok(s.tenant),
+        Principal::ApiKey(key) => Ok(key.tenant),
+        Principal::Anonymous => Err(log_in_first()),
+        Principal::Operator => Err(operator_has_no_tenant()),
     }
 }
 

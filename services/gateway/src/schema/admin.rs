@@ -3,8 +3,10 @@
 //! directory, hours and portal are in [`super::organisation`]), API keys
 //! (creating, renaming, revoking), and the social network accounts
 //! (linking, unlinking, their health).
-//! Staff with the role admin only; agents, keys and the operator are
-//! `FORBIDDEN`. The services check again that the admin is active.
+//! Changes and the keys' list are for staff with the role admin only;
+//! agents, keys and the operator are `FORBIDDEN`, and the services check
+//! again that the admin is active. Reading the departments and topics is
+//! open to staff and API keys, the linked accounts to staff.
 //!
 //! Each mutation answers with what it produced, read back after the
 //! service's read model caught up.
@@ -306,23 +308,25 @@ pub struct AdminQuery;
 
 #[Object]
 impl AdminQuery {
-    /// The organisation's departments, by name. Admins only.
+    /// The organisation's departments, by name (what a `QUESTION_FOR`
+    /// ticket may be addressed to). Staff and API keys.
     async fn departments(&self, ctx: &Context<'_>) -> Result<Vec<Department>> {
-        let by = access::admin(ctx)?;
+        let tenant = access::member(ctx)?;
         let directory = services(ctx)?
             .organisation
-            .directory(by.tenant)
+            .directory(tenant)
             .await
             .map_err(|e| service_error(&e))?;
         Ok(directory.departments.into_iter().map(Into::into).collect())
     }
 
-    /// The organisation's topics, by name. Admins only.
+    /// The organisation's topics, by name (what citizens subscribe to and
+    /// announcements are about). Staff and API keys.
     async fn topics(&self, ctx: &Context<'_>) -> Result<Vec<Topic>> {
-        let by = access::admin(ctx)?;
+        let tenant = access::member(ctx)?;
         let directory = services(ctx)?
             .organisation
-            .directory(by.tenant)
+            .directory(tenant)
             .await
             .map_err(|e| service_error(&e))?;
         Ok(directory.topics.into_iter().map(Into::into).collect())
@@ -341,9 +345,11 @@ impl AdminQuery {
     }
 
     /// The social network accounts linked to the organisation (not the
-    /// unlinked ones), oldest first, with their health. Admins only.
+    /// unlinked ones), oldest first, with their health: where its
+    /// announcements can go out. Staff (linking and unlinking is for
+    /// admins).
     async fn channel_accounts(&self, ctx: &Context<'_>) -> Result<Vec<ChannelAccount>> {
-        let by = access::admin(ctx)?;
+        let by = access::staff_reader(ctx)?;
         let accounts = services(ctx)?
             .accounts
             .list(by.tenant, by.staff)

@@ -6,7 +6,8 @@
 //!
 //! Admins only, in the principal's tenant; agents, API keys and the
 //! operator are `FORBIDDEN` (the tenants service checks again that the
-//! admin is active). An id that is not the organisation's is `NOT_FOUND`,
+//! admin is active) — except the officials' list, which staff and API keys
+//! read like the rest of the directory. An id that is not the organisation's is `NOT_FOUND`,
 //! whoever else it may belong to; malformed input is `VALIDATION` naming
 //! the field as the API spells it (`name`, `timeZone`, `week.thursday`,
 //! `primaryColour`, `socialLinks`…).
@@ -554,11 +555,12 @@ pub struct OrganisationQuery;
 
 #[Object]
 impl OrganisationQuery {
-    /// The organisation's officials, by name, each with their department.
-    /// Admins only.
+    /// The organisation's officials, by name, each with their department
+    /// (whom a `QUESTION_FOR` ticket may be addressed to). Staff and API
+    /// keys.
     async fn officials(&self, ctx: &Context<'_>) -> Result<Vec<Official>> {
-        let by = access::admin(ctx)?;
-        let directory = directory(ctx, by.tenant).await?;
+        let tenant = access::member(ctx)?;
+        let directory = directory(ctx, tenant).await?;
         Ok(directory
             .officials
             .iter()

@@ -1,5 +1,5 @@
-//! The organisation's staff: admins list, invite, re-invite, change the
-//! role of, deactivate and reactivate its members and end their sessions;
+//! The organisation's staff: every member lists them (tickets are assigned
+//! to colleagues); admins invite, re-invite, change the role of, deactivate and reactivate its members and end their sessions;
 //! an invited member accepts the invitation (the one mutation besides
 //! `login` an anonymous caller may run) and is logged in by it.
 //!
@@ -132,16 +132,17 @@ async fn member(ctx: &Context<'_>, tenant: TenantId, id: Uuid) -> Result<StaffMe
         .try_into()
 }
 
-/// Admins' view of the staff.
+/// The staff, as its members see it.
 #[derive(Default)]
 pub struct StaffQuery;
 
 #[Object]
 impl StaffQuery {
-    /// Every member of the organisation's staff, deactivated ones too.
-    /// Admins only.
+    /// Every member of the organisation's staff, deactivated ones too (the
+    /// colleagues a ticket can be assigned to). Staff; inviting and
+    /// changing them is for admins.
     async fn staff_members(&self, ctx: &Context<'_>) -> Result<Vec<StaffMember>> {
-        let by = access::admin(ctx)?;
+        let by = access::staff_reader(ctx)?;
         services(ctx)?
             .staff
             .list(by.tenant)

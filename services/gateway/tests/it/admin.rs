@@ -1,5 +1,6 @@
 //! Admins' fields: departments, topics, API keys, channel accounts; agents
-//! and everyone else are refused.
+//! and everyone else are refused the changes and the keys. The directory is
+//! read by staff and API keys, the linked accounts by staff.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use serde_json::json;
 use ventanilla_tenants::staff::Staff;
 use ventanilla_tenants_domain::staff::Role;
 
+use crate::organisation::agent_token;
 use crate::support::{OPERATOR_TOKEN, PASSWORD, World, code};
 
 #[tokio::test]
@@ -166,10 +168,7 @@ async fn agents_keys_and_the_operator_may_not_configure() {
         None,
     ] {
         for query in [
-            "{ departments { id } }",
-            "{ topics { id } }",
             "{ apiKeys { id } }",
-            "{ channelAccounts { id } }",
             "mutation { addDepartment(name: \"Urbanismo\") { id } }",
             "mutation { addTopic(name: \"Agua\") { id } }",
             "mutation { createApiKey(name: \"x\", scope: READ) { secret } }",
@@ -185,4 +184,54 @@ async fn agents_keys_and_the_operator_may_not_configure() {
         }
     }
     assert_eq!(w.event_count().await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn staff_and_keys_read_the_directory_and_staff_see_the_accounts() {
+    let w = World::new().await;
+    let c = w.council("lugo").await;
+    let other = w.council("vigo").await;
+    let admin = w.login(&c).await;
+    for mutation in [
+        "mutation { addDepartment(name: \"Urbanismo\", description: \"Licencias\") { id } }",
+        "mutation { addTopic(name: \"Cortes de agua\") { id } }",
+        "mutation { addOfficial(input: { name: \"Ana Pérez\", role: \"Alcaldesa\", acceptsPublicQuestions: true }) { id } }",
+    ] {
+        let answer = w.gql(Some(&admin), mutation, json!({})).await;
+        assert!(answer.get("errors").is_none(), "{answer}");
+    }
+    let agent = agent_token(&w, &c).await;
+    let directory = "{ departments { name description } topics { name } officials { name role acceptsPublicQuestions } }";
+    let wanted = json!({
+        "departments": [{ "name": "Urbanismo", "description": "Licencias" }],
+        "topics": [{ "name": "Cortes de agua" }],
+        "officials": [{ "name": "Ana Pérez", "role": "Alcaldesa", "acceptsPublicQuestions": true }],
+    });
+    for credentials in [agent.as_str(), &c.write_key, &c.read_key] {
+        let answer = w.gql(Some(credentials), directory, json!({})).await;
+        assert_eq!(answer["data"], wanted, "{answer}");
+    }
+    // Another organisation's key sees its own (empty) directory.
+    let theirs = w.gql(Some(&other.read_key), directory, json!({})).await;
+    assert_eq!(
+        theirs["data"],
+        json!({ "departments": [], "topics": [], "officials": [] })
+    );
+
+    // The accounts announcements go out on: staff, not keys.
+    let accounts = w
+        .gql(Some(&agent), "{ channelAccounts { id } }", json!({}))
+        .await;
+    assert_eq!(accounts["data"]["channelAccounts"], json!([]), "{accounts}");
+    for query in ["{ channelAccounts { id } }", "{ staffMembers { id } }"] {
+        let answer = w.gql(Some(&c.write_key), query, json!({})).await;
+        assert_eq!(code(&answer), "FORBIDDEN", "{query}: {answer}");
+    }
+    for (credentials, expected) in [
+        (Some(OPERATOR_TOKEN), "FORBIDDEN"),
+        (None, "UNAUTHENTICATED"),
+    ] {
+        let answer = w.gql(credentials, directory, json!({})).await;
+        assert_eq!(code(&answer), expected, "{answer}");
+    }
 }

@@ -699,7 +699,6 @@ async fn only_admins_keep_the_organisation() {
         None,
     ] {
         for query in [
-            "{ officials { id } }",
             "{ businessHours { timeZone } }",
             "{ portalSettings { publicName } }",
             &format!("mutation {{ renameDepartment(id: \"{some}\", name: \"X\") {{ id }} }}"),

@@ -95,8 +95,19 @@ async fn an_admin_invites_an_agent_who_accepts_and_can_then_be_deactivated() {
         )
         .await;
     assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+    let colleagues = w
+        .gql(Some(&agent), "{ staffMembers { email role } }", json!({}))
+        .await;
+    assert!(
+        ok(&colleagues)["staffMembers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "ADMIN"),
+        "an agent sees whom tickets can be assigned to: {colleagues}"
+    );
     let list = w
-        .gql(Some(&agent), "{ staffMembers { id } }", json!({}))
+        .gql(Some(&lugo.write_key), "{ staffMembers { id } }", json!({}))
         .await;
     assert_eq!(code(&list), "FORBIDDEN", "{list}");
 
