@@ -5,20 +5,11 @@
 
 use serde_json::{Value, json};
 
-use super::support::{World, code};
+use super::support::{World, code, field, ok};
 
 const OPEN: &str =
     "mutation($i: OpenTicketInput!) { openTicket(input: $i) { id reference trackingToken } }";
 const SUBSCRIBE: &str = "mutation($i: SubscribeToTopicInput!) { subscribeToTopic(input: $i) { id status webhookSecret existing } }";
-
-fn ok(answer: &Value) -> &Value {
-    assert!(answer.get("errors").is_none(), "{answer}");
-    &answer["data"]
-}
-
-fn field(answer: &Value) -> &Value {
-    &answer["errors"][0]["extensions"]["field"]
-}
 
 #[tokio::test]
 async fn an_integrator_opens_a_ticket_once_per_key_and_staff_see_it_at_once() {

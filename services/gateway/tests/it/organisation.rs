@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use ventanilla_tenants::staff::Staff;
 use ventanilla_tenants_domain::staff::Role;
 
-use crate::support::{Council, OPERATOR_TOKEN, PASSWORD, World, code};
+use crate::support::{Council, OPERATOR_TOKEN, PASSWORD, World, code, ok};
 
 /// An active agent of `c`, logged in; their session token.
 pub async fn agent_token(w: &World, c: &Council) -> String {
@@ -37,12 +37,6 @@ pub async fn agent_token(w: &World, c: &Council) -> String {
         )
         .await;
     login["data"]["login"]["token"].as_str().unwrap().to_owned()
-}
-
-/// `answer`'s data, failing on any error.
-fn ok(answer: &Value) -> &Value {
-    assert!(answer.get("errors").is_none(), "{answer}");
-    &answer["data"]
 }
 
 /// The first error's code and `extensions.field`.

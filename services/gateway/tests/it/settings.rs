@@ -6,21 +6,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::organisation::agent_token;
-use super::support::{OPERATOR_TOKEN, World, code};
+use super::support::{OPERATOR_TOKEN, World, code, field, ok};
 
 const LEVELS: &str =
     "{ serviceLevels { firstResponseMinutes resolutionMinutes reopenWindowHours } }";
 const CONFIGURE: &str = "mutation($f: Int!, $r: Int!, $w: Int!) { configureServiceLevels(firstResponseMinutes: $f, resolutionMinutes: $r, reopenWindowHours: $w) { firstResponseMinutes resolutionMinutes reopenWindowHours } }";
 const SENDER: &str = "mutation($n: String, $a: String, $r: String) { configureNotificationSender(name: $n, address: $a, replyTo: $r) { name address replyTo } }";
-
-fn ok(answer: &Value) -> &Value {
-    assert!(answer.get("errors").is_none(), "{answer}");
-    &answer["data"]
-}
-
-fn field(answer: &Value) -> &Value {
-    &answer["errors"][0]["extensions"]["field"]
-}
 
 fn time(v: &Value) -> DateTime<Utc> {
     v.as_str().unwrap().parse().unwrap()

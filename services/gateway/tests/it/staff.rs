@@ -1,17 +1,12 @@
 //! Admins manage the staff and link channel accounts through the API; an
 //! invited member accepts their invitation anonymously and is logged in.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{World, code};
+use crate::support::{World, code, ok};
 
 const KEY: &str = "ZGV2LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24tdXNlISE=";
 const ROTATE: &str = "mutation($id: UUID!) { rotateChannelCredentials(id: $id, accessToken: \"nova-clave-0123456789\") { id health { state } } }";
-
-fn ok(answer: &Value) -> &Value {
-    assert!(answer.get("errors").is_none(), "{answer}");
-    &answer["data"]
-}
 
 #[tokio::test]
 async fn an_admin_invites_an_agent_who_accepts_and_can_then_be_deactivated() {

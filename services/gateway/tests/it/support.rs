@@ -220,3 +220,14 @@ pub fn code(answer: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {answer}"))
 }
+
+/// `answer`'s data, failing on any error.
+pub fn ok(answer: &Value) -> &Value {
+    assert!(answer.get("errors").is_none(), "{answer}");
+    &answer["data"]
+}
+
+/// The input field the first error names (`extensions.field`).
+pub fn field(answer: &Value) -> &Value {
+    &answer["errors"][0]["extensions"]["field"]
+}
