@@ -205,6 +205,25 @@ impl World {
             .to_owned()
     }
 
+    /// Asks every query with every credential and expects each refused —
+    /// `UNAUTHENTICATED` without credentials, `FORBIDDEN` with them — and
+    /// nothing written.
+    pub async fn refused_to_all(&self, credentials: &[Option<&str>], queries: &[&str]) {
+        let before = self.event_count().await;
+        for &credentials in credentials {
+            for &query in queries {
+                let answer = self.gql(credentials, query, json!({})).await;
+                let expected = if credentials.is_none() {
+                    "UNAUTHENTICATED"
+                } else {
+                    "FORBIDDEN"
+                };
+                assert_eq!(code(&answer), expected, "{query}: {answer}");
+            }
+        }
+        assert_eq!(self.event_count().await, before, "nothing was written");
+    }
+
     /// How many events the log holds.
     pub async fn event_count(&self) -> i64 {
         ventanilla_postgres::sqlx::query_scalar("SELECT count(*) FROM events")
