@@ -26,6 +26,7 @@ use ventanilla_tenants::organisation::{DepartmentView, TopicView};
 use ventanilla_tenants_domain::api_key::{ApiKeyId, Scope};
 
 use super::access::{self, services};
+use super::organisation::directory;
 use super::viewer::ApiKeyScope;
 use crate::error::{INTERNAL_MESSAGE, code, coded, service_error};
 
@@ -312,11 +313,7 @@ impl AdminQuery {
     /// ticket may be addressed to). Staff and API keys.
     async fn departments(&self, ctx: &Context<'_>) -> Result<Vec<Department>> {
         let tenant = access::member(ctx)?;
-        let directory = services(ctx)?
-            .organisation
-            .directory(tenant)
-            .await
-            .map_err(|e| service_error(&e))?;
+        let directory = directory(ctx, tenant).await?;
         Ok(directory.departments.into_iter().map(Into::into).collect())
     }
 
@@ -324,11 +321,7 @@ impl AdminQuery {
     /// announcements are about). Staff and API keys.
     async fn topics(&self, ctx: &Context<'_>) -> Result<Vec<Topic>> {
         let tenant = access::member(ctx)?;
-        let directory = services(ctx)?
-            .organisation
-            .directory(tenant)
-            .await
-            .map_err(|e| service_error(&e))?;
+        let directory = directory(ctx, tenant).await?;
         Ok(directory.topics.into_iter().map(Into::into).collect())
     }
 
@@ -391,10 +384,7 @@ impl AdminMutation {
             .add_department(by.tenant, by.staff, &name, description.as_deref())
             .await
             .map_err(|e| service_error(&e))?;
-        let directory = organisation
-            .directory(by.tenant)
-            .await
-            .map_err(|e| service_error(&e))?;
+        let directory = directory(ctx, by.tenant).await?;
         added(id.0, directory.departments, |d| d.id.0).map(Into::into)
     }
 
@@ -412,10 +402,7 @@ impl AdminMutation {
             .add_topic(by.tenant, by.staff, &name, description.as_deref())
             .await
             .map_err(|e| service_error(&e))?;
-        let directory = organisation
-            .directory(by.tenant)
-            .await
-            .map_err(|e| service_error(&e))?;
+        let directory = directory(ctx, by.tenant).await?;
         added(id.0, directory.topics, |t| t.id.0).map(Into::into)
     }
 

@@ -477,7 +477,9 @@ pub struct PortalSettingsInput {
 // Reads
 // ---------------------------------------------------------------------------
 
-async fn directory(ctx: &Context<'_>, tenant: TenantId) -> Result<DirectoryView> {
+/// The organisation's directory (departments, officials, topics) as the
+/// read model has it.
+pub(super) async fn directory(ctx: &Context<'_>, tenant: TenantId) -> Result<DirectoryView> {
     services(ctx)?
         .organisation
         .directory(tenant)
