@@ -143,81 +143,33 @@ const INBOX_SQL: &str = "SELECT ticket_id, reference, kind, status, channel, sub
 /// One seeding chunk: rows `$2..$3` of the read model. `$1` is the
 /// benchmarked council, which gets every [`MINE_EVERY`]th row (`$5`); the
 /// other rows go round the `$4` other tenants in turn, so every tenant's
-/// tickets are interleaved on disk as live traffic interleaves them. Every
-/// value derives from the tenant and the ticket's number (hashes), as in
-/// the `inbox_scale` test whose load this follows (same columns, same
-/// spread: 55% closed, 15% resolved, 12% open, 8% waiting on the citizen,
-/// 10% new; kinds, 13 channels, 20 departments, 50 agents (70% assigned),
-/// tags, priorities, due instants, breaches, activity over three years).
-const SEED: &str = "
-WITH src AS (
+/// tickets are interleaved on disk as live traffic interleaves them. The
+/// rows themselves are [`ventanilla_tickets::synthetic`]'s, as in the
+/// `inbox_scale` test.
+const SEED_SRC: &str = "
     SELECT CASE WHEN g % $5::bigint = 0 THEN $1::uuid
                 ELSE md5('bench-tenant-' || ((g - g / $5::bigint - 1) % $4::bigint))::uuid END AS tenant_id,
            CASE WHEN g % $5::bigint = 0 THEN 'VILLABENCH'
                 ELSE 'T' || ((g - g / $5::bigint - 1) % $4::bigint) END AS prefix,
            CASE WHEN g % $5::bigint = 0 THEN g / $5::bigint + 1
                 ELSE (g - g / $5::bigint - 1) / $4::bigint + 1 END AS n
-      FROM generate_series($2::bigint, $3::bigint - 1) g
-), x AS MATERIALIZED (
-    SELECT s.*,
-           hashtext(s.tenant_id::text || s.n) & 2147483647 AS h,
-           hashtext(s.n::text || s.tenant_id::text) & 2147483647 AS h2
-      FROM src s
-), y AS MATERIALIZED (
-    SELECT x.*,
-           CASE WHEN h % 100 < 55 THEN 'closed' WHEN h % 100 < 70 THEN 'resolved'
-                WHEN h % 100 < 82 THEN 'open' WHEN h % 100 < 90 THEN 'waiting_on_citizen'
-                ELSE 'new' END AS status,
-           timestamptz '2026-06-01 00:00:00+00' - make_interval(secs => 60 + h2 % (3 * 365 * 86400))
-             AS last_activity_at
-      FROM x
-)
-INSERT INTO tickets (tenant_id, ticket_id, reference, kind, addressee_department_id, status, channel, contact,
-    subject, tracking_hash, notify_citizen, department_id, assignee_id, tags, priority, opened_at,
-    last_activity_at, last_inbound_at, awaiting_reply, messages_count, notes_count, first_response_at,
-    first_response_due, first_response_breached, resolution_due, resolution_breached, due_at, due_order,
-    next_breach_at, breached, resolved_at, closed_at, version)
-SELECT tenant_id, md5('ticket-' || tenant_id || '-' || n)::uuid, prefix || '-2026-' || lpad(n::text, 6, '0'),
-    (ARRAY['question', 'question', 'question', 'suggestion', 'question_for'])[1 + h % 5],
-    CASE WHEN h % 5 = 4 THEN md5(tenant_id::text || 'dept' || (h2 % 20))::uuid END,
-    status,
-    (ARRAY['web', 'web', 'web', 'email', 'email', 'api', 'x', 'facebook', 'instagram', 'telegram',
-           'whatsapp', 'mastodon', 'bluesky'])[1 + h2 % 13],
-    jsonb_build_object('name', 'Vecina ' || n, 'email', 'v' || n || '@correo.es'),
-    (ARRAY['Farola apagada en la calle Mayor', '¿Cuándo abre el registro el sábado?',
+      FROM generate_series($2::bigint, $3::bigint - 1) g";
+
+/// Each ticket's last activity: some moment of the three years before
+/// 2026-06-01.
+const SEED_LAST_ACTIVITY: &str =
+    "timestamptz '2026-06-01 00:00:00+00' - make_interval(secs => 60 + h2 % (3 * 365 * 86400))";
+
+/// Subjects as citizens write them.
+const SEED_SUBJECT: &str = "(ARRAY['Farola apagada en la calle Mayor', '¿Cuándo abre el registro el sábado?',
            'Contenedor quemado junto al colegio', 'El autobús de la línea 3 no pasó',
            'Árbol caído en la acera del parque', 'Tarjeta de aparcamiento para residentes'])[1 + h2 % 6]
-        || ' (' || n || ')',
-    md5('track-' || tenant_id || n),
-    h % 2 = 0,
-    CASE WHEN h2 % 10 < 8 THEN md5(tenant_id::text || 'dept' || (h2 % 20))::uuid END,
-    CASE WHEN h % 10 < 7 THEN md5(tenant_id::text || 'agent' || (h2 % 50))::uuid END,
-    CASE h2 % 4 WHEN 0 THEN '{}'::text[] WHEN 1 THEN ARRAY['tag' || (h % 30)]
-         ELSE ARRAY['tag' || (h % 30), 'tag' || (h2 % 30 + 30)] END,
-    (ARRAY['low', 'normal', 'normal', 'normal', 'high', 'urgent'])[1 + h % 6],
-    last_activity_at - make_interval(secs => h % (30 * 86400)),
-    last_activity_at,
-    last_activity_at - interval '1 hour',
-    status IN ('new', 'open'),
-    1 + h % 7, h % 3,
-    CASE WHEN status <> 'new' THEN last_activity_at - make_interval(secs => h % (30 * 86400)) + interval '2 hours' END,
-    CASE WHEN status = 'new' THEN last_activity_at + interval '1 day' END,
-    status = 'new' AND h % 20 = 0,
-    CASE WHEN status IN ('new', 'open', 'waiting_on_citizen') THEN last_activity_at + interval '10 days' END,
-    status IN ('open', 'waiting_on_citizen') AND h % 25 = 0,
-    CASE WHEN status = 'new' THEN last_activity_at + interval '1 day'
-         WHEN status IN ('open', 'waiting_on_citizen') THEN last_activity_at + interval '10 days' END,
-    CASE WHEN status = 'new' THEN last_activity_at + interval '1 day'
-         WHEN status IN ('open', 'waiting_on_citizen') THEN last_activity_at + interval '10 days'
-         ELSE 'infinity'::timestamptz END,
-    CASE WHEN status = 'new' AND h % 20 <> 0 THEN last_activity_at + interval '1 day'
-         WHEN status IN ('open', 'waiting_on_citizen') AND h % 25 <> 0 THEN last_activity_at + interval '10 days' END,
-    (status = 'new' AND h % 20 = 0) OR (status IN ('open', 'waiting_on_citizen') AND h % 25 = 0)
-        OR (status = 'closed' AND h % 30 = 0),
-    CASE WHEN status IN ('resolved', 'closed') THEN last_activity_at END,
-    CASE WHEN status = 'closed' THEN last_activity_at END,
-    1 + h % 12
-  FROM y";
+        || ' (' || n || ')'";
+
+/// The seeding statement (see [`SEED_SRC`]).
+fn seed_sql() -> String {
+    ventanilla_tickets::synthetic::load_tickets(SEED_SRC, SEED_LAST_ACTIVITY, SEED_SUBJECT, "")
+}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -281,7 +233,7 @@ async fn seed(admin: &PgPool, mine: TenantId) -> anyhow::Result<f64> {
                 sqlx::query("SET LOCAL work_mem = '256MB'")
                     .execute(&mut *tx)
                     .await?;
-                let done = sqlx::query(SEED)
+                let done = sqlx::query(AssertSqlSafe(seed_sql()))
                     .bind(mine.into_uuid())
                     .bind(lo)
                     .bind(hi)

@@ -11,6 +11,8 @@
 //! - [`notify`]: "Avísame cuando…" — subscriptions, announcements and the
 //!   notifications they cause;
 //! - [`health`]: the presence-health figures;
+//! - [`synthetic`]: the statement the scale tests and the benchmark fill the
+//!   inbox read model with;
 //! - [`error`]: refusals and their API codes.
 //!
 //! The domain (deciders) is the `ventanilla-tickets-domain` crate; what the
@@ -35,6 +37,7 @@ pub mod inbound;
 pub mod inbox;
 pub mod notify;
 pub mod service;
+pub mod synthetic;
 pub mod timers;
 
 /// The read models this service maintains.

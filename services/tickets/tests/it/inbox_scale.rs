@@ -39,6 +39,7 @@ use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use uuid::Uuid;
 use ventanilla_tickets::inbox::{self, Cursor, InboxFilter, InboxItem, InboxSort};
+use ventanilla_tickets::synthetic;
 use ventanilla_tickets_domain::ticket::Status;
 use ventanilla_tickets_domain::values::Channel;
 
@@ -57,77 +58,29 @@ const MAX_ROWS_READ: f64 = 2_000.0;
 /// The most buffers (8 kB pages) one page may touch.
 const MAX_BUFFERS: u64 = 1_000;
 
-/// Loads the read model: `$1` is the big tenant. Every value derives from
-/// the tenant and the row number (hashes), so the spread is realistic but
-/// the rows are reproducible. One in 25 tickets has its last activity at a
-/// shared instant (groups of 40 in the big tenant), so the cursor's
-/// tie-break by ticket id is exercised at page boundaries.
-const LOAD: &str = "
-WITH src AS (
+/// The rows of the big tenant (`$1`, `$2` of them) and of `$3` others
+/// (`$4` each), for [`synthetic::load_tickets`].
+const SRC: &str = "
     SELECT t.tenant_id, t.prefix, g AS n
       FROM (SELECT $1::uuid AS tenant_id, 'BIG' AS prefix, $2::int AS rows
             UNION ALL
             SELECT md5('tenant-' || k)::uuid, 'T' || k, $4::int FROM generate_series(1, $3::int) k) t,
-           LATERAL generate_series(1, t.rows) g
-), x AS MATERIALIZED (
-    SELECT s.*,
-           hashtext(s.tenant_id::text || s.n) & 2147483647 AS h,
-           hashtext(s.n::text || s.tenant_id::text) & 2147483647 AS h2
-      FROM src s
-), y AS MATERIALIZED (
-    SELECT x.*,
-           CASE WHEN h % 100 < 55 THEN 'closed' WHEN h % 100 < 70 THEN 'resolved'
-                WHEN h % 100 < 82 THEN 'open' WHEN h % 100 < 90 THEN 'waiting_on_citizen'
-                ELSE 'new' END AS status,
-           CASE WHEN n % 25 = 0 THEN timestamptz '2026-06-01 00:00:00+00' - make_interval(days => n / 1000)
-                ELSE timestamptz '2026-06-01 00:00:00+00' - make_interval(secs => 60 + h2 % (3 * 365 * 86400)) END
-             AS last_activity_at
-      FROM x
-)
-INSERT INTO tickets (tenant_id, ticket_id, reference, kind, addressee_department_id, status, channel, contact,
-    subject, tracking_hash, notify_citizen, department_id, assignee_id, tags, priority, opened_at,
-    last_activity_at, last_inbound_at, awaiting_reply, messages_count, notes_count, first_response_at,
-    first_response_due, first_response_breached, resolution_due, resolution_breached, due_at, due_order,
-    next_breach_at, breached, resolved_at, closed_at, version)
-SELECT tenant_id, md5('ticket-' || tenant_id || '-' || n)::uuid, prefix || '-2026-' || lpad(n::text, 6, '0'),
-    (ARRAY['question', 'question', 'question', 'suggestion', 'question_for'])[1 + h % 5],
-    CASE WHEN h % 5 = 4 THEN md5(tenant_id::text || 'dept' || (h2 % 20))::uuid END,
-    status,
-    (ARRAY['web', 'web', 'web', 'email', 'email', 'api', 'x', 'facebook', 'instagram', 'telegram',
-           'whatsapp', 'mastodon', 'bluesky'])[1 + h2 % 13],
-    jsonb_build_object('name', 'Vecina ' || n, 'email', 'v' || n || '@correo.es'),
-    'Asunto ' || n,
-    md5('track-' || tenant_id || n),
-    h % 2 = 0,
-    CASE WHEN h2 % 10 < 8 THEN md5(tenant_id::text || 'dept' || (h2 % 20))::uuid END,
-    CASE WHEN h % 10 < 7 THEN md5(tenant_id::text || 'agent' || (h2 % 50))::uuid END,
-    CASE h2 % 4 WHEN 0 THEN '{}'::text[] WHEN 1 THEN ARRAY['tag' || (h % 30)]
-         ELSE ARRAY['tag' || (h % 30), 'tag' || (h2 % 30 + 30)] END,
-    (ARRAY['low', 'normal', 'normal', 'normal', 'high', 'urgent'])[1 + h % 6],
-    last_activity_at - make_interval(secs => h % (30 * 86400)),
-    last_activity_at,
-    last_activity_at - interval '1 hour',
-    status IN ('new', 'open'),
-    1 + h % 7, h % 3,
-    CASE WHEN status <> 'new' THEN last_activity_at - make_interval(secs => h % (30 * 86400)) + interval '2 hours' END,
-    CASE WHEN status = 'new' THEN last_activity_at + interval '1 day' END,
-    status = 'new' AND h % 20 = 0,
-    CASE WHEN status IN ('new', 'open', 'waiting_on_citizen') THEN last_activity_at + interval '10 days' END,
-    status IN ('open', 'waiting_on_citizen') AND h % 25 = 0,
-    CASE WHEN status = 'new' THEN last_activity_at + interval '1 day'
-         WHEN status IN ('open', 'waiting_on_citizen') THEN last_activity_at + interval '10 days' END,
-    CASE WHEN status = 'new' THEN last_activity_at + interval '1 day'
-         WHEN status IN ('open', 'waiting_on_citizen') THEN last_activity_at + interval '10 days'
-         ELSE 'infinity'::timestamptz END,
-    CASE WHEN status = 'new' AND h % 20 <> 0 THEN last_activity_at + interval '1 day'
-         WHEN status IN ('open', 'waiting_on_citizen') AND h % 25 <> 0 THEN last_activity_at + interval '10 days' END,
-    (status = 'new' AND h % 20 = 0) OR (status IN ('open', 'waiting_on_citizen') AND h % 25 = 0)
-        OR (status = 'closed' AND h % 30 = 0),
-    CASE WHEN status IN ('resolved', 'closed') THEN last_activity_at END,
-    CASE WHEN status = 'closed' THEN last_activity_at END,
-    1 + h % 12
-  FROM y
- ORDER BY tenant_id, last_activity_at";
+           LATERAL generate_series(1, t.rows) g";
+
+/// One in 25 tickets has its last activity at a shared instant (groups of
+/// 40 in the big tenant), so the cursor's tie-break by ticket id is
+/// exercised at page boundaries.
+const LAST_ACTIVITY: &str = "CASE WHEN n % 25 = 0 THEN timestamptz '2026-06-01 00:00:00+00' - make_interval(days => n / 1000) ELSE timestamptz '2026-06-01 00:00:00+00' - make_interval(secs => 60 + h2 % (3 * 365 * 86400)) END";
+
+/// Loads the read model: `$1` is the big tenant (see [`SRC`]).
+fn load() -> String {
+    synthetic::load_tickets(
+        SRC,
+        LAST_ACTIVITY,
+        "'Asunto ' || n",
+        " ORDER BY tenant_id, last_activity_at",
+    )
+}
 
 /// The columns `inbox_page` selects, in its order (what the captured
 /// statement must start with).
@@ -605,7 +558,7 @@ async fn an_inbox_page_of_one_tenant_among_a_thousand_answers_from_an_index() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let loaded = sqlx::query(LOAD)
+    let loaded = sqlx::query(AssertSqlSafe(load()))
         .bind(big)
         .bind(BIG as i32)
         .bind(OTHERS as i32)
